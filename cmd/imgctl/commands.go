@@ -1,0 +1,9 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// commandGroups are the top-level command groups, in help order. Each adds its
+// commands to root and reads shared flags from g. One line per command file.
+var commandGroups = []func(root *cobra.Command, g *globals){
+	addVersionCommand,
+}
