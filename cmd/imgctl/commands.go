@@ -6,4 +6,7 @@ import "github.com/spf13/cobra"
 // commands to root and reads shared flags from g. One line per command file.
 var commandGroups = []func(root *cobra.Command, g *globals){
 	addVersionCommand,
+	addBuildCommands,
+	addImageCommands,
+	addRegistryCommands,
 }

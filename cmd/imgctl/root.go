@@ -38,6 +38,11 @@ func (g *globals) printer() (*output.Printer, error) {
 	return output.New(g.stdout, g.output)
 }
 
+// printerFor returns a printer for an explicit format.
+func (g *globals) printerFor(format string) (*output.Printer, error) {
+	return output.New(g.stdout, format)
+}
+
 // inventoryPath is the inventory file: --inventory or <state>/nodes.yaml.
 func (g *globals) inventoryPath() string {
 	if g.inventory != "" {
