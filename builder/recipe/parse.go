@@ -71,6 +71,10 @@ func load(path string, vars Vars, stack []string) (*Recipe, error) {
 		}
 		r.ParentRecipe = parent
 	}
+	// Checks that depend on what the parent chain gives.
+	if len(r.PackageGroups) > 0 && r.EffectivePackageManager() == Apt {
+		return nil, r.errorf("package_groups", "package_groups need dnf or zypper; apt has no groups")
+	}
 	return r, nil
 }
 
@@ -134,9 +138,10 @@ func lineError(path, msg string) error {
 	return &Error{File: path, Msg: msg}
 }
 
-var varRE = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+var varRE = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
 
-// expand replaces ${VAR} in scalar nodes ("$$" is a literal "$") and records
+// expand replaces ${VAR} and ${VAR:-default} in scalar nodes ("$$" is a
+// literal "$") and records
 // the line of every field path.
 func expand(n *yaml.Node, path string, lines map[string]int, file string, vars Vars) error {
 	lines[path] = n.Line
@@ -171,8 +176,12 @@ func expand(n *yaml.Node, path string, lines map[string]int, file string, vars V
 			if m == "$$" {
 				return "$"
 			}
-			name := m[2 : len(m)-1]
+			sub := varRE.FindStringSubmatch(m)
+			name, def := sub[1], sub[2]
 			v, ok := vars.get(name)
+			if !ok && def != "" {
+				return def[2:] // ${VAR:-default}
+			}
 			if !ok && missing == "" {
 				missing = name
 			}

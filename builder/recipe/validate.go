@@ -55,9 +55,6 @@ func (r *Recipe) Validate() error {
 	default:
 		add(r.errorf("package_manager", "package_manager %q: want apt, dnf or zypper", r.PackageManager))
 	}
-	if len(r.PackageGroups) > 0 && r.EffectivePackageManager() == Apt {
-		add(r.errorf("package_groups", "package_groups need dnf or zypper; apt has no groups"))
-	}
 	for i, repo := range r.Repos {
 		f := fmt.Sprintf("repos[%d]", i)
 		if repo.Name == "" || repo.URL == "" {

@@ -92,6 +92,12 @@ func imageDigest(img *storage.Image) string {
 // into state, as images/artifacts.Build would.
 func writeSet(t *testing.T, ctx context.Context, state, name, digest string) *images.Entry {
 	t.Helper()
+	return writeSetSized(t, ctx, state, name, digest, 5<<19)
+}
+
+// writeSetSized is writeSet with a root image of rootSize bytes.
+func writeSetSized(t *testing.T, ctx context.Context, state, name, digest string, rootSize int) *images.Entry {
+	t.Helper()
 	s := images.NewStore(state)
 	dir, err := s.Stage(name, digest)
 	if err != nil {
@@ -109,7 +115,7 @@ func writeSet(t *testing.T, ctx context.Context, state, name, digest string) *im
 	}{
 		{images.Kernel, "vmlinuz", 64 << 10},
 		{images.Initramfs, "initramfs.img", 128 << 10},
-		{images.RootFS, "rootfs.squashfs", 5 << 19},
+		{images.RootFS, "rootfs.squashfs", rootSize},
 		{"", "overlay.tar", 3 << 10},
 	}
 	for _, f := range files {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -113,6 +114,8 @@ func (r *testRegistry) Start() {
 	defer logf.Close()
 	cmd := exec.Command("docker-registry", "serve", filepath.Join(filepath.Dir(r.dir), "config.yml"))
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// If the test binary dies (timeout panic), the registry goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}

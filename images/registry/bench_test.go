@@ -1,0 +1,137 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/imgctl/imgctl/images"
+	"github.com/imgctl/imgctl/images/registry"
+	"github.com/imgctl/imgctl/internal/testenv"
+)
+
+// TestBenchRegistry measures publish and pull of a set with a 256 MiB root
+// image against the baseline of the same bytes sent and fetched as one plain
+// HTTP blob upload/download to the same registry. Run with IMGCTL_BENCH=1.
+func TestBenchRegistry(t *testing.T) {
+	if os.Getenv("IMGCTL_BENCH") != "1" {
+		t.Skip("benchmark: set IMGCTL_BENCH=1")
+	}
+	testenv.RequireRoot(t)
+	testenv.RequireCommands(t, "docker-registry")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const rootSize = 256 << 20
+	reg := startRegistry(t)
+	src, _ := newSite(t, ctx)
+	img := buildImage(t, ctx, src.store, "bench", map[string]string{images.LabelRecipe: "bench"})
+	set := writeSetSized(t, ctx, src.state, "bench", imageDigest(img), rootSize)
+
+	// Baseline: one monolithic blob upload and one download of the root image.
+	root, err := os.ReadFile(filepath.Join(set.Dir, "rootfs.squashfs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root[0] ^= 1 // a different blob, so the publish below still uploads its own
+	d := digest.FromBytes(root)
+	start := time.Now()
+	rawPut(t, ctx, reg.addr, "baseline/raw", d, root)
+	putBase := time.Since(start)
+	start = time.Now()
+	rawGet(t, ctx, reg.addr, "baseline/raw", d)
+	getBase := time.Since(start)
+
+	start = time.Now()
+	if _, err := src.client.Publish(ctx, registry.PublishRequest{Image: "bench", Registry: reg.Host + "/bench"}); err != nil {
+		t.Fatal(err)
+	}
+	publish := time.Since(start)
+	start = time.Now()
+	if _, err := src.client.Publish(ctx, registry.PublishRequest{Image: "bench", Registry: reg.Host + "/bench"}); err != nil {
+		t.Fatal(err)
+	}
+	republish := time.Since(start)
+	dst, _ := newSite(t, ctx)
+	start = time.Now()
+	if _, err := dst.client.Pull(ctx, registry.PullRequest{Ref: reg.Host + "/bench/bench"}); err != nil {
+		t.Fatal(err)
+	}
+	pull := time.Since(start)
+
+	figures := map[string]any{
+		"root_image_bytes":        rootSize,
+		"baseline_put_seconds":    putBase.Seconds(),
+		"baseline_get_seconds":    getBase.Seconds(),
+		"publish_vs_raw_put":      publish.Seconds() / putBase.Seconds(),
+		"republish_vs_raw_put":    republish.Seconds() / putBase.Seconds(),
+		"pull_verify_vs_raw_get":  pull.Seconds() / getBase.Seconds(),
+		"publish_seconds":         publish.Seconds(),
+		"republish_seconds":       republish.Seconds(),
+		"pull_and_verify_seconds": pull.Seconds(),
+	}
+	t.Logf("figures: %v", figures)
+	dir := os.Getenv("IMGCTL_BENCH_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "bench", "results")
+	}
+	b, _ := json.MarshalIndent(figures, "", "  ")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "registry.json"), append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawPut uploads body as one blob with the monolithic POST+PUT of the
+// distribution API.
+func rawPut(t *testing.T, ctx context.Context, addr, repo string, d digest.Digest, body []byte) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://%s/v2/%s/blobs/uploads/", addr, repo), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("start upload: %v %s", err, resp.Status)
+	}
+	q := loc.Query()
+	q.Set("digest", d.String())
+	loc.RawQuery = q.Encode()
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %s", resp.Status)
+	}
+}
+
+func rawGet(t *testing.T, ctx context.Context, addr, repo string, d digest.Digest) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/v2/%s/blobs/%s", addr, repo, d), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	v := d.Verifier()
+	if _, err := io.Copy(v, resp.Body); err != nil || !v.Verified() {
+		t.Fatalf("download: %v", err)
+	}
+}
