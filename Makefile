@@ -18,6 +18,7 @@ deps:
 
 build: deps
 	go build -o $(BIN) ./cmd/imgctl
+	CGO_ENABLED=0 GOFLAGS= go build -trimpath -ldflags='-s -w' -o bin/imgctl-agent ./cmd/imgctl-agent
 
 # Unit tests, then the end-to-end tests under test/ (namespaces, registry, QEMU).
 test: build

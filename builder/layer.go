@@ -95,7 +95,6 @@ func (b *Builder) run(ctx context.Context, r *recipe.Recipe, parent *storage.Ima
 		Isolation:        define.IsolationChroot,
 		CommonBuildOpts:  commonBuildOptions(),
 		Format:           define.OCIv1ImageManifest,
-		NamespaceOptions: define.NamespaceOptions{{Name: "network", Host: true}},
 		PullPolicy:       define.PullNever,
 		NetworkInterface: hostNetwork{},
 		ReportWriter:     b.progress,
@@ -190,13 +189,12 @@ func (b *Builder) runIn(ctx context.Context, bld *buildah.Builder, r *recipe.Rec
 		env = append(env, k+"="+v)
 	}
 	err := bld.Run(argv, buildah.RunOptions{
-		Isolation:        define.IsolationChroot,
-		NamespaceOptions: define.NamespaceOptions{{Name: "network", Host: true}},
-		Env:              env,
-		Stdout:           out,
-		Stderr:           out,
-		Stdin:            strings.NewReader(""),
-		Quiet:            true,
+		Isolation: define.IsolationChroot,
+		Env:       env,
+		Stdout:    out,
+		Stderr:    out,
+		Stdin:     strings.NewReader(""),
+		Quiet:     true,
 	})
 	if err == nil {
 		return ctx.Err()
@@ -253,14 +251,19 @@ func addFile(bld *buildah.Builder, r *recipe.Recipe, f recipe.File) error {
 }
 
 // commonBuildOptions keeps ulimits within this process's hard limits: buildah's
-// default nofile of 1048576 fails with EPERM without CAP_SYS_RESOURCE.
+// defaults (nofile and nproc 1048576) fail with EPERM without CAP_SYS_RESOURCE.
 func commonBuildOptions() *define.CommonBuildOptions {
-	var rl syscall.Rlimit
-	nofile := uint64(1024)
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Max > 0 {
-		nofile = rl.Max
+	var limits []string
+	for _, l := range []struct {
+		name     string
+		resource int
+	}{{"nofile", syscall.RLIMIT_NOFILE}, {"nproc", 6 /* RLIMIT_NPROC */}} {
+		var rl syscall.Rlimit
+		if err := syscall.Getrlimit(l.resource, &rl); err == nil && rl.Max > 0 {
+			limits = append(limits, fmt.Sprintf("%s=%d:%d", l.name, rl.Max, rl.Max))
+		}
 	}
-	return &define.CommonBuildOptions{Ulimit: []string{fmt.Sprintf("nofile=%d:%d", nofile, nofile)}}
+	return &define.CommonBuildOptions{Ulimit: limits}
 }
 
 // policyPath is the containers signature policy for commits: the system's, or

@@ -143,14 +143,13 @@ func (s *storeSource) Run(ctx context.Context, argv []string, binds []images.Bin
 	tail := newTail(20)
 	w := io.MultiWriter(out, tail)
 	err = bld.Run(argv, buildah.RunOptions{
-		Isolation:        define.IsolationChroot,
-		NamespaceOptions: define.NamespaceOptions{{Name: "network", Host: true}},
-		Env:              []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8"},
-		Mounts:           mounts,
-		Stdout:           w,
-		Stderr:           w,
-		Stdin:            strings.NewReader(""),
-		Quiet:            true,
+		Isolation: define.IsolationChroot,
+		Env:       []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8"},
+		Mounts:    mounts,
+		Stdout:    w,
+		Stderr:    w,
+		Stdin:     strings.NewReader(""),
+		Quiet:     true,
 	})
 	if err != nil {
 		return &CommandError{Recipe: s.ref, Command: strings.Join(argv, " "), Status: err.Error(), Tail: tail.String()}

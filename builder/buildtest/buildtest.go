@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	"go.podman.io/buildah"
 	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/reexec"
 
 	"github.com/imgctl/imgctl/builder"
 	"github.com/imgctl/imgctl/builder/recipe"
@@ -92,4 +95,18 @@ func (w testWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// Main is TestMain for packages whose tests build or run images: buildah
+// re-executes the test binary for chroot isolation and file copies, and those
+// children must branch off before the tests run.
+func Main(m *testing.M) {
+	if buildah.InitReexec() {
+		return
+	}
+	reexec.Init()
+	// buildah and containers/storage log through logrus at info level; only
+	// their warnings are worth showing next to imgctl's own output.
+	logrus.SetLevel(logrus.WarnLevel)
+	os.Exit(m.Run())
 }

@@ -195,11 +195,10 @@ func newExportCmd(g *globals) *cobra.Command {
 			if err := os.MkdirAll(abs, 0o755); err != nil {
 				return err
 			}
+			// The layout's tag is the one the user named (or latest).
 			tag := "latest"
-			if len(img.Names) > 0 {
-				if i := strings.LastIndex(img.Names[0], ":"); i > 0 {
-					tag = img.Names[0][i+1:]
-				}
+			if last := args[0][strings.LastIndex(args[0], "/")+1:]; strings.Contains(last, ":") {
+				tag = last[strings.LastIndex(last, ":")+1:]
 			}
 			dest, err := layout.NewReference(abs, tag)
 			if err != nil {
@@ -241,4 +240,3 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
-

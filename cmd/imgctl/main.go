@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
 	"go.podman.io/buildah"
 	"go.podman.io/storage/pkg/reexec"
 )
@@ -22,6 +23,9 @@ func main() {
 		return
 	}
 	reexec.Init()
+	// buildah and containers/storage log through logrus at info level; only
+	// their warnings are worth showing next to imgctl's own output.
+	logrus.SetLevel(logrus.WarnLevel)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
