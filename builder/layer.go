@@ -94,6 +94,7 @@ func (b *Builder) run(ctx context.Context, r *recipe.Recipe, parent *storage.Ima
 		FromImage:        from,
 		Isolation:        define.IsolationChroot,
 		CommonBuildOpts:  commonBuildOptions(),
+		Capabilities:     capabilities,
 		Format:           define.OCIv1ImageManifest,
 		PullPolicy:       define.PullNever,
 		NetworkInterface: hostNetwork{},
@@ -265,6 +266,14 @@ func commonBuildOptions() *define.CommonBuildOptions {
 	}
 	return &define.CommonBuildOptions{Ulimit: limits}
 }
+
+// capabilities are what commands in a working container get: the usual
+// container default set (what buildah's CLI takes from containers.conf; the
+// library gives none unless told), plus MKNOD, which dracut needs to build an
+// initramfs. Without SETUID/SETGID apt cannot drop privileges to _apt.
+var capabilities = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+	"CAP_AUDIT_WRITE", "CAP_MKNOD"}
 
 // policyPath is the containers signature policy for commits: the system's, or
 // an accept-anything policy for hosts that have none (local commits only).

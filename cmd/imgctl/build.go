@@ -82,13 +82,14 @@ their boot artifacts built too.`,
 			}
 			defer store.Shutdown(false)
 			b := builder.New(store, builder.Options{Log: g.logger(), Progress: g.progressWriter(), NoCache: noCache})
-			var all []builder.Result
+			var all, tops []builder.Result
 			seen := map[string]bool{}
 			for _, r := range recipes {
 				res, err := b.Build(cmd.Context(), r)
 				if err != nil {
 					return err
 				}
+				tops = append(tops, res[len(res)-1])
 				for _, x := range res {
 					if !seen[x.Name] {
 						seen[x.Name] = true
@@ -98,7 +99,8 @@ their boot artifacts built too.`,
 			}
 			out := buildOutput{Layers: all}
 			if !noArtifacts {
-				arts, err := g.buildArtifacts(cmd, store, all)
+				// Artifacts for the images asked for; parents get theirs when built on their own.
+				arts, err := g.buildArtifacts(cmd, store, tops)
 				if err != nil {
 					return err
 				}

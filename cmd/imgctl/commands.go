@@ -8,5 +8,7 @@ var commandGroups = []func(root *cobra.Command, g *globals){
 	addVersionCommand,
 	addBuildCommands,
 	addImageCommands,
+	addArtifactCommands,
+	addOverlayCommands,
 	addRegistryCommands,
 }

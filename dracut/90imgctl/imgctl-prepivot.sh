@@ -1,0 +1,28 @@
+#!/bin/sh
+# pre-pivot hook: copy the node's overlay onto the new root and arrange for the
+# booted root to phone home once it reaches multi-user.
+
+command -v getarg >/dev/null || . /lib/dracut-lib.sh
+eval "$(imgctl-agent cmdline)"
+[ -n "$IMGCTL_URL" ] || return 0
+
+# iPXE loads the overlay archive as a second initrd; the kernel unpacked it
+# under /imgctl-overlay in the initramfs.
+if [ -d /imgctl-overlay ]; then
+    cp -a /imgctl-overlay/. "$NEWROOT"/ || warn "imgctl: applying the node overlay failed"
+    [ -s "$NEWROOT/etc/hostname" ] && hostname "$(cat "$NEWROOT/etc/hostname")"
+fi
+
+# /run survives switch-root: the agent and a runtime unit live there.
+mkdir -p /run/imgctl /run/systemd/system/multi-user.target.wants
+cp /usr/bin/imgctl-agent /run/imgctl/imgctl-agent
+cat > /run/systemd/system/imgctl-booted.service <<UNIT
+[Unit]
+Description=Report to the imgctl boot service that this node booted
+After=multi-user.target network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/run/imgctl/imgctl-agent phonehome --server $IMGCTL_URL --node $IMGCTL_NODE --token $IMGCTL_TOKEN --digest $IMGCTL_DIGEST --state booted
+UNIT
+ln -sf ../imgctl-booted.service /run/systemd/system/multi-user.target.wants/imgctl-booted.service
