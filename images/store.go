@@ -52,7 +52,11 @@ func (s *Store) Dir(name, digest string) string {
 // Stage creates an empty staging directory for name/digest. Write the
 // artifacts and the manifest into it, then call Install. On failure remove it.
 func (s *Store) Stage(name, digest string) (string, error) {
-	return atomicfile.TempDir(s.Dir(name, digest))
+	dir, err := atomicfile.TempDir(s.Dir(name, digest))
+	if err == nil {
+		err = os.Chmod(dir, 0o755) // MkdirTemp makes 0700; servers and peers read sets
+	}
+	return dir, err
 }
 
 // Install moves a staged directory into place and makes it current for its

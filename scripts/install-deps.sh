@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   gcc libc6-dev pkg-config make git ca-certificates
   libsqlite3-dev libseccomp-dev libgpgme-dev
-  uidmap iproute2 file cpio curl
+  uidmap iproute2 file cpio curl attr libcap2-bin zstd
   mmdebstrap debootstrap
   squashfs-tools squashfs-tools-ng erofs-utils
   qemu-system-x86 qemu-utils ipxe-qemu ipxe
