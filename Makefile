@@ -23,7 +23,7 @@ build: deps
 # Unit tests, then the end-to-end tests under test/ (namespaces, registry, QEMU).
 test: build
 	go vet ./...
-	go test -count=1 -timeout 30m $$(go list ./... | grep -v '/test')
+	go test -count=1 -timeout 30m $$(go list ./... | grep -v 'imgctl/test')
 	@pkgs=$$(go list ./test/... 2>/dev/null); if [ -n "$$pkgs" ]; then go test -count=1 -timeout 60m -v $$pkgs; fi
 
 run: build

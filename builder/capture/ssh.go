@@ -100,3 +100,14 @@ func dial(t Target, o SSHOptions) (*ssh.Client, error) {
 	}
 	return c, nil
 }
+
+// output runs cmd on the node and returns its standard output.
+func output(c *ssh.Client, cmd string) (string, error) {
+	s, err := c.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	b, err := s.Output(cmd)
+	return string(b), err
+}

@@ -10,5 +10,6 @@ var commandGroups = []func(root *cobra.Command, g *globals){
 	addImageCommands,
 	addArtifactCommands,
 	addOverlayCommands,
+	addCaptureCommand,
 	addRegistryCommands,
 }

@@ -1,0 +1,275 @@
+package capture_test
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+
+	"github.com/imgctl/imgctl/builder"
+	"github.com/imgctl/imgctl/builder/buildtest"
+	"github.com/imgctl/imgctl/builder/capture"
+	"github.com/imgctl/imgctl/images"
+	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/testenv"
+)
+
+func TestMain(m *testing.M) { buildtest.Main(m) }
+
+// goldenNode is an sshd in its own network namespace, serving a copy of the
+// tiny image's root at Root (the remote tar runs with --directory=Root).
+type goldenNode struct {
+	Root, Addr, Key, KnownHosts string
+}
+
+func startGoldenNode(t *testing.T, ctx context.Context) *goldenNode {
+	t.Helper()
+	testenv.RequireCommands(t, "sshd", "ssh-keygen", "tar", "setcap")
+	src := buildtest.Image(t, "test/fixtures/layers/tiny.yaml")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	img, unmount, err := src.Mount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("cp", "-a", img, root).CombinedOutput()
+	unmount()
+	if err != nil {
+		t.Fatalf("copy image root: %v %s", err, out)
+	}
+
+	ns, err := netns.New(ctx, netns.UniqueName("cap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	subnet := fmt.Sprintf("10.46.%d", os.Getpid()%200+1)
+	host, peer := netns.UniqueName("ch"), netns.UniqueName("cp")
+	if err := netns.Veth(ctx, ns, peer, subnet+".1/24", nil, host, subnet+".2/24"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netns.IP(context.Background(), "link", "del", host) })
+
+	// Host key, client key, authorized_keys, known_hosts.
+	hostKey := filepath.Join(dir, "host_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, _ := ssh.MarshalPrivateKey(priv, "")
+	clientKey := filepath.Join(dir, "client_key")
+	os.WriteFile(clientKey, pem.EncodeToMemory(block), 0o600)
+	sshPub, _ := ssh.NewPublicKey(pub)
+	os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(sshPub), 0o600)
+	hostPub, _ := os.ReadFile(hostKey + ".pub")
+	known := filepath.Join(dir, "known_hosts")
+	os.WriteFile(known, []byte(subnet+".1 "+string(hostPub)), 0o600)
+	os.MkdirAll("/run/sshd", 0o755)
+	cfg := filepath.Join(dir, "sshd_config")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`ListenAddress %s.1:22
+HostKey %s
+AuthorizedKeysFile %s
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+StrictModes no
+UsePAM no
+PidFile none
+`, subnet, hostKey, filepath.Join(dir, "authorized_keys"))), 0o600)
+	sshd := ns.Command(context.Background(), "/usr/sbin/sshd", "-D", "-e", "-f", cfg)
+	var log strings.Builder
+	sshd.Stdout, sshd.Stderr = &log, &log
+	if err := sshd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sshd.Process.Kill()
+		sshd.Wait()
+		if t.Failed() {
+			t.Logf("sshd log:\n%s", log.String())
+		}
+	})
+	waitPort(t, subnet+".1:22")
+	return &goldenNode{Root: root, Addr: subnet + ".1", Key: clientKey, KnownHosts: known}
+}
+
+func waitPort(t *testing.T, addr string) {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never listened", addr)
+}
+
+func TestCaptureFullAndDifferential(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	node := startGoldenNode(t, ctx)
+	st := buildtest.Store(t)
+	r := node.Root
+
+	// Hand-tune the golden node.
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(r, "usr/local/bin"), 0o755)
+	os.MkdirAll(filepath.Join(r, "srv"), 0o755)
+	must(os.WriteFile(filepath.Join(r, "etc/golden.conf"), []byte("tuned=yes\n"), 0o640))
+	must(os.Lchown(filepath.Join(r, "etc/golden.conf"), 0, 42))
+	must(os.Remove(filepath.Join(r, "etc/issue.net")))
+	must(unix.Chmod(filepath.Join(r, "etc/motd"), 0o600))
+	must(os.WriteFile(filepath.Join(r, "usr/local/bin/netd"), []byte("#!/bin/sh\n"), 0o755))
+	must(exec.Command("setcap", "cap_net_raw+ep", filepath.Join(r, "usr/local/bin/netd")).Run())
+	must(os.Link(filepath.Join(r, "usr/local/bin/netd"), filepath.Join(r, "usr/local/bin/netd-link")))
+	must(unix.Mknod(filepath.Join(r, "srv/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	must(os.WriteFile(filepath.Join(r, "etc/ssh_host_should_not"), nil, 0o600))
+	os.MkdirAll(filepath.Join(r, "etc/ssh"), 0o755)
+	must(os.WriteFile(filepath.Join(r, "etc/ssh/ssh_host_ed25519_key"), []byte("secret"), 0o600))
+	must(os.WriteFile(filepath.Join(r, "tmp/scratch"), []byte("x"), 0o644))
+
+	target, _ := capture.ParseTarget("root@" + node.Addr)
+	sshOpts := capture.SSHOptions{KeyFile: node.Key, KnownHosts: node.KnownHosts}
+	name := fmt.Sprintf("imgctl-test-golden-%d", time.Now().UnixNano()%100000)
+
+	// Full capture.
+	full, err := capture.Capture(ctx, st, target, capture.Options{Name: name, RemoteRoot: r, SSH: sshOpts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("full capture: %+v", full)
+	img, err := builder.LookupImage(st, "imgctl/"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := builder.ImageLabels(st, img); l[images.LabelRecipe] != name || l["org.imgctl.captured-from"] != node.Addr {
+		t.Errorf("labels %v", l)
+	}
+	src, _ := builder.Source(ctx, st, img.ID, nil)
+	mnt, unmount, err := src.Mount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := func() {
+		var a, b unix.Stat_t
+		unix.Lstat(filepath.Join(mnt, "usr/local/bin/netd"), &a)
+		unix.Lstat(filepath.Join(mnt, "usr/local/bin/netd-link"), &b)
+		if a.Ino != b.Ino {
+			t.Error("hard link not kept")
+		}
+		if _, err := unix.Lgetxattr(filepath.Join(mnt, "usr/local/bin/netd"), "security.capability", make([]byte, 64)); err != nil {
+			t.Errorf("file capability lost: %v", err)
+		}
+		var d unix.Stat_t
+		if err := unix.Lstat(filepath.Join(mnt, "srv/null"), &d); err != nil || d.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(d.Rdev) != 1 || unix.Minor(d.Rdev) != 3 {
+			t.Errorf("device node: %v %+v", err, d)
+		}
+		var g unix.Stat_t
+		if unix.Lstat(filepath.Join(mnt, "etc/golden.conf"), &g); g.Gid != 42 || g.Mode&0o777 != 0o640 {
+			t.Errorf("owner/mode of golden.conf: gid %d mode %o", g.Gid, g.Mode&0o777)
+		}
+		for _, gone := range []string{"etc/issue.net", "etc/ssh/ssh_host_ed25519_key", "tmp/scratch"} {
+			if _, err := os.Lstat(filepath.Join(mnt, gone)); err == nil {
+				t.Errorf("%s should not be in the captured image", gone)
+			}
+		}
+		if b, _ := os.ReadFile(filepath.Join(mnt, "etc/machine-id")); len(b) != 0 {
+			t.Errorf("machine-id not emptied: %q", b)
+		}
+	}
+	checks()
+	unmount()
+
+	// Differential capture on the tiny parent: only the changes and a whiteout.
+	diffName := name + "-diff"
+	diff, err := capture.Capture(ctx, st, target, capture.Options{Name: diffName, Parent: "imgctl/tiny", RemoteRoot: r, SSH: sshOpts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("differential capture: %+v", diff)
+	if diff.Removed < 1 || diff.Unchanged < 100 || diff.Added < 3 {
+		t.Errorf("counts: %+v", diff)
+	}
+	dimg, _ := st.Image(diff.ImageID)
+	layer, _ := st.Layer(dimg.TopLayer)
+	rc, err := st.Diff(layer.Parent, layer.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, strings.TrimPrefix(h.Name, "./"))
+	}
+	rc.Close()
+	list := strings.Join(names, "\n")
+	for _, want := range []string{"etc/golden.conf", "etc/motd", "usr/local/bin/netd", "etc/.wh.issue.net", "srv/null"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("differential layer lacks %s:\n%s", want, list)
+		}
+	}
+	for _, unwanted := range []string{"usr/bin/bash", "etc/passwd"} {
+		if strings.Contains(list, unwanted) {
+			t.Errorf("differential layer holds unchanged %s", unwanted)
+		}
+	}
+	src2, _ := builder.Source(ctx, st, diff.ImageID, nil)
+	mnt, unmount, err = src2.Mount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks()
+	unmount()
+
+	// A host key that does not match known_hosts is refused.
+	bad := filepath.Join(t.TempDir(), "known_hosts")
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	op, _ := ssh.NewPublicKey(other)
+	os.WriteFile(bad, []byte(node.Addr+" "+string(ssh.MarshalAuthorizedKey(op))), 0o600)
+	_, err = capture.Capture(ctx, st, target, capture.Options{Name: name + "-bad", RemoteRoot: r, SSH: capture.SSHOptions{KeyFile: node.Key, KnownHosts: bad}})
+	if err == nil || !strings.Contains(err.Error(), "key mismatch") {
+		t.Errorf("capture with a wrong known host key: %v, want a key mismatch", err)
+	}
+
+	// Cancelled mid-stream: no image, no working container left behind.
+	before, _ := st.Containers()
+	cctx, ccancel := context.WithCancel(ctx)
+	go func() { time.Sleep(300 * time.Millisecond); ccancel() }()
+	_, err = capture.Capture(cctx, st, target, capture.Options{Name: name + "-cancel", RemoteRoot: r, SSH: sshOpts})
+	if err == nil {
+		t.Fatal("cancelled capture succeeded")
+	}
+	if _, err := builder.LookupImage(st, "imgctl/"+name+"-cancel"); err == nil {
+		t.Error("cancelled capture left an image")
+	}
+	if after, _ := st.Containers(); len(after) != len(before) {
+		t.Errorf("cancelled capture left %d working containers", len(after)-len(before))
+	}
+}
