@@ -70,13 +70,6 @@ func (b *Builder) buildLayer(ctx context.Context, r *recipe.Recipe) (*Result, er
 	if err != nil {
 		return nil, err
 	}
-	img, err := b.store.Image(id)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.tag(img, latest, keyed); err != nil {
-		return nil, err
-	}
 	res.ImageID = id
 	res.Seconds = time.Since(start).Seconds()
 	b.step(r.Name, "built %s (%s) in %.1fs", keyed, id[:12], res.Seconds)
@@ -90,18 +83,9 @@ func (b *Builder) run(ctx context.Context, r *recipe.Recipe, parent *storage.Ima
 	if parent != nil {
 		from = parent.ID
 	}
-	bld, err := buildah.NewBuilder(ctx, b.store, buildah.BuilderOptions{
-		FromImage:        from,
-		Isolation:        define.IsolationChroot,
-		CommonBuildOpts:  commonBuildOptions(),
-		Capabilities:     capabilities,
-		Format:           define.OCIv1ImageManifest,
-		PullPolicy:       define.PullNever,
-		NetworkInterface: hostNetwork{},
-		ReportWriter:     b.progress,
-	})
+	bld, err := NewWorkingContainer(ctx, b.store, from, b.progress)
 	if err != nil {
-		return "", fmt.Errorf("%s: working container from %s: %w", r.Path, from, err)
+		return "", fmt.Errorf("%s: %w", r.Path, err)
 	}
 	defer func() {
 		if err := bld.Delete(); err != nil {
@@ -164,17 +148,10 @@ func (b *Builder) run(ctx context.Context, r *recipe.Recipe, parent *storage.Ima
 		bld.SetLabel(k, v)
 	}
 	bld.SetHistoryComment("imgctl recipe " + r.Name)
-	ref, err := is.Transport.ParseStoreReference(b.store, LocalName(ImagePrefix+r.Name+":"+key[:12]))
-	if err != nil {
-		return "", err
-	}
 	b.step(r.Name, "commit")
-	id, _, _, err := bld.Commit(ctx, ref, buildah.CommitOptions{
-		PreferredManifestType: define.OCIv1ImageManifest,
-		SignaturePolicyPath:   policyPath(),
-	})
+	id, _, err := CommitAs(ctx, b.store, bld, r.Name, key)
 	if err != nil {
-		return "", fmt.Errorf("%s: commit: %w", r.Path, err)
+		return "", fmt.Errorf("%s: %w", r.Path, err)
 	}
 	return id, nil
 }

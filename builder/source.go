@@ -117,17 +117,9 @@ func (s *storeSource) Mount(ctx context.Context) (string, func() error, error) {
 
 // Run runs argv in a throwaway working container made from the image.
 func (s *storeSource) Run(ctx context.Context, argv []string, binds []images.Bind, out io.Writer) error {
-	bld, err := buildah.NewBuilder(ctx, s.store, buildah.BuilderOptions{
-		FromImage:        s.img.ID,
-		Isolation:        define.IsolationChroot,
-		CommonBuildOpts:  commonBuildOptions(),
-		Capabilities:     capabilities,
-		PullPolicy:       define.PullNever,
-		NetworkInterface: hostNetwork{},
-		ReportWriter:     io.Discard,
-	})
+	bld, err := NewWorkingContainer(ctx, s.store, s.img.ID, nil)
 	if err != nil {
-		return fmt.Errorf("working container from %s: %w", s.ref, err)
+		return fmt.Errorf("%s: %w", s.ref, err)
 	}
 	defer func() {
 		if err := bld.Delete(); err != nil {
