@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"go.podman.io/buildah"
 
@@ -78,7 +79,10 @@ func installBootFiles(bld *buildah.Builder, files map[string][]byte) error {
 		if err := os.WriteFile(local, files[n], mode); err != nil {
 			return err
 		}
-		if err := bld.Add(n, false, buildah.AddAndCopyOptions{Chown: "0:0", Chmod: fmt.Sprintf("%04o", mode)}, local); err != nil {
+		// A fixed timestamp keeps layers reproducible and lets images that share
+		// a kernel share one initramfs (its key sees these files).
+		epoch := time.Unix(0, 0)
+		if err := bld.Add(n, false, buildah.AddAndCopyOptions{Chown: "0:0", Chmod: fmt.Sprintf("%04o", mode), Timestamp: &epoch}, local); err != nil {
 			return fmt.Errorf("install %s: %w", n, err)
 		}
 		os.Remove(local)

@@ -100,9 +100,9 @@ func planInitramfs(root, kver string, spec images.InitramfsSpec) (*dracutPlan, e
 }
 
 // initramfsKey hashes what the initramfs depends on: the dracut command, the
-// kernel's module tree (names, sizes, mtimes: package-installed files change
-// together with those), dracut's own files and configuration, and the content
-// of imgctl's module. Images sharing a kernel and dracut share the initramfs.
+// kernel's module tree and dracut's own files (names, sizes, mtimes: package
+// files change together with those), and by content dracut's configuration
+// and imgctl's module. Images sharing a kernel and dracut share the initramfs.
 func initramfsKey(root, kver string, argv []string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "imgctl-initramfs-v1\n%q\n", argv)
@@ -132,9 +132,15 @@ func hashTree(h io.Writer, root, rel string, content bool) error {
 		return nil
 	}
 	var paths []string
+	// Our module is hashed by content on its own: every bootable layer
+	// reinstalls it, so its mtimes differ between images sharing an initramfs.
+	skip := filepath.Join(root, imgctlModuleDir)
 	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if !content && p == skip {
+			return filepath.SkipDir
 		}
 		paths = append(paths, p)
 		return nil
@@ -149,8 +155,12 @@ func hashTree(h io.Writer, root, rel string, content bool) error {
 			return err
 		}
 		r, _ := filepath.Rel(root, p)
-		fmt.Fprintf(h, "%s %o %d %d\n", r, st.Mode(), st.Size(), st.ModTime().UnixNano())
-		if content && st.Mode().IsRegular() {
+		if !content {
+			fmt.Fprintf(h, "%s %o %d %d\n", r, st.Mode(), st.Size(), st.ModTime().UnixNano())
+			continue
+		}
+		fmt.Fprintf(h, "%s %o %d\n", r, st.Mode(), st.Size())
+		if st.Mode().IsRegular() {
 			f, err := os.Open(p)
 			if err != nil {
 				return err
