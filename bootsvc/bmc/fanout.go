@@ -3,9 +3,12 @@ package bmc
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/imgctl/imgctl/internal/logging"
 )
 
 // Result is one node's outcome of a fan-out.
@@ -19,8 +22,11 @@ type Result struct {
 }
 
 // Run performs a on every target, at most fanout at a time, each bounded by
-// timeout. One node's failure never stops the others. Results are sorted by node.
-func Run(ctx context.Context, targets []Target, a Action, fanout int, timeout time.Duration) []Result {
+// timeout. One node's failure never stops the others. Results are sorted by
+// node. Each outcome is logged at debug level (log may be nil), never with a
+// password.
+func Run(ctx context.Context, log *slog.Logger, targets []Target, a Action, fanout int, timeout time.Duration) []Result {
+	log = logging.OrDiscard(log)
 	if fanout < 1 {
 		fanout = 1
 	}
@@ -44,6 +50,7 @@ func Run(ctx context.Context, targets []Target, a Action, fanout int, timeout ti
 					r.Error = fmt.Sprintf("no answer within %s: %v", timeout, err)
 				}
 			}
+			log.Debug("bmc", "node", r.Node, "bmc", r.BMC, "action", string(a), "user", t.User, "ok", r.OK, "output", r.Output, "error", r.Error, "seconds", r.Seconds)
 			results[i] = r
 		}()
 	}

@@ -12,4 +12,6 @@ var commandGroups = []func(root *cobra.Command, g *globals){
 	addOverlayCommands,
 	addCaptureCommand,
 	addRegistryCommands,
+	addPowerCommands,
+	addDiscoverCommands,
 }

@@ -1,4 +1,7 @@
-package bmc
+// Package bmctest holds the BMC peers tests drive: a recorded-fixture Redfish
+// service (DMTF mockup format, stateful, auth-enforcing) and Debian's ipmi_sim
+// started on loopback. Test code only.
+package bmctest
 
 import (
 	"encoding/json"
@@ -9,14 +12,14 @@ import (
 	"testing"
 )
 
-// redfishFixture is a RECORDED-FIXTURE Redfish service, not an emulator:
+// RedfishFixture is a RECORDED-FIXTURE Redfish service, not an emulator:
 // Debian's archive has no Redfish emulator and PyPI (sushy-tools, the DMTF
 // emulator) is unreachable here. Its resources follow the DMTF public mockup
 // format (ServiceRoot, SessionService, Systems/1 with Boot, PowerState,
 // Actions/#ComputerSystem.Reset and EthernetInterfaces), and it keeps the state
 // a real BMC would change: PowerState after Reset, Boot after PATCH. It
 // requires a session token or basic auth, so wrong credentials fail.
-type redfishFixture struct {
+type RedfishFixture struct {
 	mu         sync.Mutex
 	user, pass string
 	power      string
@@ -27,8 +30,16 @@ type redfishFixture struct {
 	token      string
 }
 
-func newRedfishFixture(t *testing.T, tlsServer bool) (*redfishFixture, *httptest.Server) {
-	f := &redfishFixture{user: "admin", pass: "s3cret-pw", power: "Off", bootTarget: "None", bootOnce: "Disabled",
+// Fixture credentials.
+const (
+	User     = "admin"
+	Password = "s3cret-pw"
+)
+
+// NewRedfishFixture serves a RedfishFixture on loopback (TLS with a
+// self-signed certificate when tlsServer), closed in t.Cleanup.
+func NewRedfishFixture(t testing.TB, tlsServer bool) (*RedfishFixture, *httptest.Server) {
+	f := &RedfishFixture{user: User, pass: Password, power: "Off", bootTarget: "None", bootOnce: "Disabled",
 		macs: []string{"52:54:00:AA:00:01", "52:54:00:AA:00:02"}, token: "fixture-token-1"}
 	var srv *httptest.Server
 	if tlsServer {
@@ -40,7 +51,21 @@ func newRedfishFixture(t *testing.T, tlsServer bool) (*redfishFixture, *httptest
 	return f, srv
 }
 
-func (f *redfishFixture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// FixtureState is what a test checks after driving the fixture.
+type FixtureState struct {
+	Power, BootTarget, BootOnce string
+	Resets                      []string
+}
+
+// State returns the fixture's current power and boot state.
+func (f *RedfishFixture) State() FixtureState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return FixtureState{Power: f.power, BootTarget: f.bootTarget, BootOnce: f.bootOnce, Resets: append([]string(nil), f.resets...)}
+}
+
+// ServeHTTP answers Redfish requests like a BMC would.
+func (f *RedfishFixture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	path := strings.TrimSuffix(r.URL.Path, "/")
