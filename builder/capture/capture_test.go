@@ -24,6 +24,7 @@ import (
 	"github.com/imgctl/imgctl/builder/buildtest"
 	"github.com/imgctl/imgctl/builder/capture"
 	"github.com/imgctl/imgctl/images"
+	"github.com/imgctl/imgctl/images/artifacts"
 	"github.com/imgctl/imgctl/internal/netns"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
@@ -39,7 +40,8 @@ type goldenNode struct {
 func startGoldenNode(t *testing.T, ctx context.Context) *goldenNode {
 	t.Helper()
 	testenv.RequireCommands(t, "sshd", "ssh-keygen", "tar", "setcap")
-	src := buildtest.Image(t, "test/fixtures/layers/tiny.yaml")
+	// The bootable fixture, so a capture of it can be flattened and booted.
+	src := buildtest.Image(t, "test/fixtures/layers/boot-tiny.yaml")
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
 	img, unmount, err := src.Mount(ctx)
@@ -202,7 +204,7 @@ func TestCaptureFullAndDifferential(t *testing.T) {
 
 	// Differential capture on the tiny parent: only the changes and a whiteout.
 	diffName := name + "-diff"
-	diff, err := capture.Capture(ctx, st, target, capture.Options{Name: diffName, Parent: "imgctl/tiny", RemoteRoot: r, SSH: sshOpts})
+	diff, err := capture.Capture(ctx, st, target, capture.Options{Name: diffName, Parent: "imgctl/boot-tiny", RemoteRoot: r, SSH: sshOpts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +249,23 @@ func TestCaptureFullAndDifferential(t *testing.T) {
 	}
 	checks()
 	unmount()
+	if src2.Labels()[images.LabelBoot] == "" {
+		t.Error("the differential capture lost the parent's boot label")
+	}
+
+	// Flatten the captured image into boot artifacts and list its root image.
+	state := t.TempDir()
+	e, err := artifacts.Build(ctx, src2, images.NewStore(state), artifacts.Options{StateDir: testenv.StateDir(t)})
+	if err != nil {
+		t.Fatalf("flatten the captured image: %v", err)
+	}
+	listing, err := exec.CommandContext(ctx, "unsquashfs", "-l", filepath.Join(e.Dir, e.Manifest.Artifacts[images.RootFS].File)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(listing), "squashfs-root/etc/golden.conf") || strings.Contains(string(listing), "squashfs-root/etc/issue.net\n") {
+		t.Errorf("flattened root image does not reflect the capture")
+	}
 
 	// A host key that does not match known_hosts is refused.
 	bad := filepath.Join(t.TempDir(), "known_hosts")

@@ -50,7 +50,7 @@ func runFetch(ctx context.Context, args []string) error {
 		return err
 	}
 	start := time.Now()
-	if err := fetchVerified(ctx, *url, m, *out, *retries); err != nil {
+	if err := fetchVerifiedRetry(ctx, *url, m, *out, *retries, 2*time.Second); err != nil {
 		return err
 	}
 	fmt.Printf("fetched %d bytes in %.1fs, sha256 verified\n", m.Artifacts["rootfs"].Size, time.Since(start).Seconds())
@@ -80,10 +80,11 @@ func getManifest(ctx context.Context, url string, retries int) (*manifest, error
 	return nil, fmt.Errorf("manifest %s: %w", url, lastErr)
 }
 
-// fetchVerified downloads the root image piece by piece with Range requests,
+// fetchVerifiedRetry downloads the root image piece by piece with Range requests,
 // verifying each piece before writing it, so a retry resumes at the first
 // unverified piece instead of starting over.
-func fetchVerified(ctx context.Context, url string, m *manifest, out string, retries int) error {
+// backoff grows linearly per attempt (backoff, 2×backoff, …).
+func fetchVerifiedRetry(ctx context.Context, url string, m *manifest, out string, retries int, backoff time.Duration) error {
 	size := m.Artifacts["rootfs"].Size
 	f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -98,7 +99,7 @@ func fetchVerified(ctx context.Context, url string, m *manifest, out string, ret
 		var lastErr error
 		for attempt := 0; attempt < retries; attempt++ {
 			if attempt > 0 {
-				sleep(ctx, time.Duration(attempt)*2*time.Second)
+				sleep(ctx, time.Duration(attempt)*backoff)
 			}
 			piece, lastErr = get(ctx, url, off, end)
 			if lastErr == nil {

@@ -34,11 +34,21 @@ func runPhoneHome(ctx context.Context, args []string) error {
 	fs.StringVar(&r.Reason, "reason", "", "why the boot failed")
 	fs.StringVar(&r.ImageDigest, "digest", "", "image digest the node runs")
 	mounts := fs.String("mounts", "/proc/mounts", "mount table to read the root mount from")
+	manifestURL := fs.String("manifest", "", "artifact manifest URL to read the image digest from when --digest is empty")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err.Error())
 	}
 	if *server == "" || *node == "" || r.State == "" {
 		return usageErr("phonehome needs --server, --node and --state")
+	}
+	if r.ImageDigest == "" && *manifestURL != "" {
+		// The kernel command line names the manifest, not the digest; a
+		// report without a digest is still worth sending.
+		if m, err := getManifest(ctx, *manifestURL, 2); err == nil {
+			r.ImageDigest = m.ImageDigest
+		} else {
+			fmt.Fprintln(os.Stderr, "imgctl-agent: no image digest:", err)
+		}
 	}
 	r.Hostname, _ = os.Hostname()
 	r.RootMount = rootMount(*mounts)

@@ -6,6 +6,11 @@ command -v getarg >/dev/null || . /lib/dracut-lib.sh
 eval "$(imgctl-agent cmdline)"
 [ -n "$IMGCTL_URL" ] || return 0
 
+if [ "$IMGCTL_MODE" = nfs ]; then
+    imgctl-agent phonehome --server "$IMGCTL_URL" --node "$IMGCTL_NODE" --token "$IMGCTL_TOKEN" \
+        --manifest "$IMGCTL_MANIFEST" --state rootfs --detail "NFS root mounted" || warn "imgctl: phone home failed"
+fi
+
 # iPXE loads the overlay archive as a second initrd; the kernel unpacked it
 # under /imgctl-overlay in the initramfs.
 if [ -d /imgctl-overlay ]; then
@@ -23,6 +28,6 @@ After=multi-user.target network-online.target
 
 [Service]
 Type=oneshot
-ExecStart=/run/imgctl/imgctl-agent phonehome --server $IMGCTL_URL --node $IMGCTL_NODE --token $IMGCTL_TOKEN --digest $IMGCTL_DIGEST --state booted
+ExecStart=/run/imgctl/imgctl-agent phonehome --server $IMGCTL_URL --node $IMGCTL_NODE --token $IMGCTL_TOKEN --manifest $IMGCTL_MANIFEST --state booted
 UNIT
 ln -sf ../imgctl-booted.service /run/systemd/system/multi-user.target.wants/imgctl-booted.service

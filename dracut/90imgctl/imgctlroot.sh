@@ -1,26 +1,38 @@
 #!/bin/sh
 # netroot handler for imgctl live roots: fetch and verify the root image with
-# imgctl-agent, report the result, then hand the verified file to dmsquash-live.
-# A root image that does not match the manifest is never mounted.
+# imgctl-agent, report the result, then hand the verified local file to
+# dmsquash-live (squashfs loop-mounted read-only under an overlayfs with a
+# tmpfs upper). A root image that does not match the manifest is never
+# mounted: after a bounded number of whole-image attempts the node reports
+# `failed` and powers off.
 
 . /lib/dracut-lib.sh
 
 eval "$(imgctl-agent cmdline)"
 img=/run/initramfs/imgctl-root.img
+attempts=3
 
 phone() {
     imgctl-agent phonehome --server "$IMGCTL_URL" --node "$IMGCTL_NODE" \
-        --token "$IMGCTL_TOKEN" --digest "$IMGCTL_DIGEST" "$@" || warn "imgctl: phone home failed"
+        --token "$IMGCTL_TOKEN" --manifest "$IMGCTL_MANIFEST" "$@" || warn "imgctl: phone home failed"
 }
 
-if ! out=$(imgctl-agent fetch --manifest "$IMGCTL_MANIFEST" --url "$IMGCTL_ROOT" --out "$img" 2>&1); then
+n=1
+while :; do
+    if out=$(imgctl-agent fetch --manifest "$IMGCTL_MANIFEST" --url "$IMGCTL_ROOT" --out "$img" 2>&1); then
+        break
+    fi
     rm -f "$img"
-    phone --state failed --reason "$out"
-    warn "imgctl: root image rejected: $out"
-    echo "imgctl: root image rejected, not booting it: $out" > /dev/console
-    poweroff -f
-    exit 1
-fi
+    phone --state failed --reason "attempt $n/$attempts: $out"
+    echo "imgctl: root image rejected (attempt $n/$attempts): $out" > /dev/console
+    if [ "$n" -ge "$attempts" ]; then
+        echo "imgctl: giving up, not booting an unverified root image; powering off" > /dev/console
+        poweroff -f
+        exit 1
+    fi
+    n=$((n + 1))
+    sleep 5
+done
 info "imgctl: $out"
 phone --state rootfs --detail "$out"
 exec /sbin/dmsquash-live-root "$img"

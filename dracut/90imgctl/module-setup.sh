@@ -12,7 +12,7 @@ check() {
 }
 
 depends() {
-    echo network url-lib dmsquash-live nfs
+    echo network-legacy network url-lib dmsquash-live nfs
     return 0
 }
 
@@ -22,5 +22,5 @@ install() {
     inst_hook cmdline 90 "$moddir/parse-imgctl.sh"
     inst_hook pre-mount 10 "$moddir/imgctl-premount.sh"
     inst_hook pre-pivot 90 "$moddir/imgctl-prepivot.sh"
-    inst_multiple -o cp mkdir ln
+    inst_multiple -o cp mkdir ln sleep poweroff
 }

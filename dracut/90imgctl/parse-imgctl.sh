@@ -11,6 +11,11 @@ case "${IMGCTL_MODE:-live}" in
     live)
         [ -n "$IMGCTL_ROOT" ] || die "imgctl: live mode without imgctl.root"
         info "imgctl: live root $IMGCTL_ROOT"
+        # dmsquash-live reads its options through getarg, which also reads
+        # /etc/cmdline.d: our root image is a plain squashfs of the root,
+        # mounted read-only under an overlayfs with a tmpfs upper.
+        mkdir -p /etc/cmdline.d
+        echo "rd.live.overlay.overlayfs=1" > /etc/cmdline.d/90imgctl-live.conf
         netroot="imgctl:$IMGCTL_ROOT"
         root="imgctl"
         rootok=1

@@ -1,0 +1,204 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/imgctl/imgctl/internal/logging"
+	"github.com/imgctl/imgctl/internal/netns"
+)
+
+// Config is one network boot of one node.
+type Config struct {
+	Machine Machine // Tap is filled in by Boot
+	// BridgeAddr is the boot service's address on the node's bridge, in
+	// CIDR form (e.g. 10.50.0.1/24).
+	BridgeAddr string
+	// Serve runs the boot service inside ns until ctx ends; nil = none (a
+	// boot service already listening in the namespace, or a firmware test).
+	Serve func(ctx context.Context, ns *netns.NS) error
+	// Booted is polled once a second; true (or an error) ends the boot and
+	// stops the machine. nil = wait for the multi-user console line.
+	Booted  func(ctx context.Context) (bool, error)
+	Console io.Writer     // echo of the serial console; nil = none
+	Timeout time.Duration // 0 = 240 s
+	Log     *slog.Logger
+}
+
+// PhaseTime is when a phase started, counted from QEMU's start.
+type PhaseTime struct {
+	Phase string        `json:"phase"`
+	At    time.Duration `json:"at_ns"`
+}
+
+// Result is what a boot showed.
+type Result struct {
+	Namespace string        `json:"namespace"`
+	Phases    []PhaseTime   `json:"phases"`
+	Booted    bool          `json:"booted"`
+	BootedAt  time.Duration `json:"booted_at_ns"`
+	Failures  []string      `json:"failures,omitempty"` // console lines matching failure markers
+}
+
+// Boot creates a namespace with a bridge and a tap, runs cfg.Serve in it,
+// starts QEMU on the tap and waits until the node booted, QEMU exits, the
+// timeout passes or ctx ends. The machine and the namespace are always
+// removed before Boot returns. The result is returned also with an error.
+func Boot(ctx context.Context, cfg Config) (*Result, error) {
+	log := logging.OrDiscard(cfg.Log)
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = 240 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	ns, err := netns.New(ctx, netns.UniqueName("imgvm"))
+	if err != nil {
+		return nil, fmt.Errorf("vm: %w", err)
+	}
+	res := &Result{Namespace: ns.Name}
+	defer func() {
+		if err := ns.Close(); err != nil {
+			log.Warn("remove namespace", "netns", ns.Name, "err", err)
+		}
+	}()
+	if err := ns.Bridge(ctx, "br0", cfg.BridgeAddr); err != nil {
+		return res, fmt.Errorf("vm: %w", err)
+	}
+	if err := ns.Tap(ctx, "tap0", "br0"); err != nil {
+		return res, fmt.Errorf("vm: %w", err)
+	}
+	m := cfg.Machine
+	m.Tap = "tap0"
+	args, err := m.Args()
+	if err != nil {
+		return res, fmt.Errorf("vm: %w", err)
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait() // the boot service has stopped before the namespace goes
+	srvCtx, stopSrv := context.WithCancel(ctx)
+	defer stopSrv()
+	srvErr := make(chan error, 1)
+	if cfg.Serve != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srvErr <- cfg.Serve(srvCtx, ns)
+		}()
+	}
+
+	cmd := ns.Command(context.Background(), append([]string{"qemu-system-x86_64"}, args...)...)
+	out := &limitedBuffer{max: 16 << 10}
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return res, fmt.Errorf("vm: start qemu: %w", err)
+	}
+	log.Info("qemu started", "pid", cmd.Process.Pid, "netns", ns.Name, "mac", m.MAC)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			// `ip netns exec` execs QEMU, so this PID is QEMU's.
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	tailCtx, stopTail := context.WithCancel(context.Background())
+	tailDone := make(chan struct{})
+	go func() {
+		defer close(tailDone)
+		tail(tailCtx, m.SerialLog, cfg.Console, func(line string) {
+			phase, failed := Classify(line)
+			mu.Lock()
+			defer mu.Unlock()
+			if phase != "" && !seen[phase] {
+				seen[phase] = true
+				res.Phases = append(res.Phases, PhaseTime{Phase: phase, At: time.Since(start)})
+				log.Info("boot phase", "phase", phase, "at", time.Since(start).Round(100*time.Millisecond))
+			}
+			if failed {
+				res.Failures = append(res.Failures, line)
+			}
+		})
+	}()
+	finish := func() {
+		stopTail()
+		<-tailDone
+	}
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			finish()
+			return res, fmt.Errorf("vm: node %s did not boot within %s: %w", m.MAC, timeout, ctx.Err())
+		case err := <-exited:
+			stopped = true
+			finish()
+			return res, fmt.Errorf("vm: qemu exited before the node booted: %v: %s", err, out.String())
+		case err := <-srvErr:
+			finish()
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			return res, fmt.Errorf("vm: boot service: %w", err)
+		case <-tick.C:
+		}
+		booted := false
+		if cfg.Booted != nil {
+			ok, err := cfg.Booted(ctx)
+			if err != nil {
+				finish()
+				return res, fmt.Errorf("vm: node %s: %w", m.MAC, err)
+			}
+			booted = ok
+		} else {
+			mu.Lock()
+			booted = seen[PhaseMultiUser]
+			mu.Unlock()
+		}
+		if booted {
+			res.Booted, res.BootedAt = true, time.Since(start)
+			cmd.Process.Kill() // no need to wait for the guest to power off
+			<-exited
+			stopped = true
+			finish()
+			return res, nil
+		}
+	}
+}
+
+// limitedBuffer keeps the first max bytes of QEMU's own output.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if room := l.max - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
+}
