@@ -10,7 +10,7 @@ export IMGCTL_BENCH=1
 export IMGCTL_BENCH_DIR="$PWD/bench/results"
 mkdir -p "$IMGCTL_BENCH_DIR"
 
-pkgs=$(grep -rl --include='*_test.go' 'func TestBench' . | xargs -r -n1 dirname | sort -u | sed 's#^\./#./#')
+pkgs=$(grep -rl --include='*_test.go' --exclude-dir='.*' 'func TestBench' . | xargs -r -n1 dirname | sort -u | sed 's#^\./#./#')
 status=0
 for p in $pkgs; do
   echo "== bench $p" >&2

@@ -40,7 +40,8 @@ func RootFSArgs(format, compression, dir, out string, mkfsTime time.Time) ([]str
 		if compression == "" || compression == "zstd" {
 			compression = "lz4hc" // erofs-utils 1.5 has lz4 and lz4hc only
 		}
-		argv := []string{"mkfs.erofs", "-T", strconv.FormatInt(mkfsTime.Unix(), 10)}
+		// No -T: erofs-utils 1.5 applies it to every file, losing their mtimes.
+		argv := []string{"mkfs.erofs"}
 		switch compression {
 		case "lz4", "lz4hc":
 			argv = append(argv, "-z"+compression)

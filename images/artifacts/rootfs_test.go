@@ -142,7 +142,7 @@ func TestRootFSArgs(t *testing.T) {
 		{"squashfs", "xz", "-comp xz", false},
 		{"squashfs", "gzip", "-comp gzip", false},
 		{"squashfs", "lz4", "-comp lz4 -Xhc", false},
-		{"erofs", "", "mkfs.erofs -T 0 -zlz4hc /o /r", false},
+		{"erofs", "", "mkfs.erofs -zlz4hc /o /r", false},
 		{"erofs", "xz", "", true},
 		{"ext4", "", "", true},
 		{"squashfs", "brotli", "", true},
@@ -192,5 +192,30 @@ func TestFindKernel(t *testing.T) {
 				t.Fatalf("version %q, err %v; want %q", ver, err, tt.wantVer)
 			}
 		})
+	}
+}
+
+func TestErofsKeepsEverything(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommands(t, "mkfs.erofs", "setcap")
+	src := specialTree(t)
+	img := filepath.Join(t.TempDir(), "rootfs.erofs")
+	argv, err := RootFSArgs("erofs", "", src, img, time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := makeRootFS(ctx, argv, os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	if out, err := exec.CommandContext(ctx, "mount", "-t", "erofs", "-o", "loop,ro", img, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount -t erofs: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	want, got := describe(t, src), describe(t, mnt)
+	if strings.Join(want, "\n") != strings.Join(got, "\n") {
+		t.Errorf("mounted erofs differs from its source:\nsource:\n%s\nerofs:\n%s", strings.Join(want, "\n"), strings.Join(got, "\n"))
 	}
 }
