@@ -14,7 +14,7 @@ pkgs=$(grep -rl --include='*_test.go' --exclude-dir='.*' 'func TestBench' . | xa
 status=0
 for p in $pkgs; do
   echo "== bench $p" >&2
-  go test -count=1 -timeout 60m -run '^TestBench' -v "$p" || status=1
+  go test -count=1 -timeout 60m -run '^TestBench|^TestLoad' -v "$p" || status=1
 done
 echo "results:" >&2
 ls -1 "$IMGCTL_BENCH_DIR"/*.json 2>/dev/null >&2 || true

@@ -1,0 +1,123 @@
+package httpboot
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the server's Prometheus figures.
+type metrics struct {
+	requests *prometheus.CounterVec
+	bytes    *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, states States) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imgctl_http_requests_total", Help: "HTTP requests by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imgctl_http_response_bytes_total", Help: "Response body bytes sent, by endpoint.",
+		}, []string{"endpoint"}),
+	}
+	nodes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imgctl_nodes_total", Help: "Nodes with a recorded boot state."},
+		func() float64 { return float64(len(states.List())) })
+	byState := &stateCollector{states: states, desc: prometheus.NewDesc("imgctl_node_state_count", "Nodes whose last boot state is the label.", []string{"state"}, nil)}
+	for _, c := range []prometheus.Collector{m.requests, m.bytes, nodes, byState} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// stateCollector reports per-state node counts at scrape time.
+type stateCollector struct {
+	states States
+	desc   *prometheus.Desc
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := c.states.Counts()
+	for _, st := range nodestate.States {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), st)
+	}
+}
+
+// endpoint names a request path for metric labels (bounded cardinality).
+func endpoint(path string) string {
+	switch {
+	case path == "/ipxe":
+		return "ipxe"
+	case strings.HasPrefix(path, "/artifacts/"):
+		return "artifacts"
+	case strings.HasPrefix(path, "/nodes/"):
+		return "overlay"
+	case strings.HasPrefix(path, "/api/v1/admin/"):
+		return "admin"
+	case strings.HasPrefix(path, "/api/v1/nodes/"):
+		return "state"
+	case path == "/metrics":
+		return "metrics"
+	}
+	return "other"
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps sendfile for artifact downloads while counting bytes.
+func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(w.ResponseWriter, r)
+	}
+	w.bytes += n
+	return n, err
+}
+
+func (m *metrics) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &countingWriter{ResponseWriter: w}
+		h.ServeHTTP(cw, r)
+		ep := endpoint(r.URL.Path)
+		code := cw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		m.requests.WithLabelValues(ep, strconv.Itoa(code)).Inc()
+		m.bytes.WithLabelValues(ep).Add(float64(cw.bytes))
+	})
+}

@@ -1,0 +1,260 @@
+// Package nodestate records each node's boot progress (dhcp, ipxe, kernel,
+// rootfs, booted, failed) with per-phase timestamps in one JSON file under the
+// state directory. Writes are batched: Record updates memory and a background
+// flusher writes the file atomically at most once per interval, so a thousand
+// phone-homes cost a handful of fsyncs.
+package nodestate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/imgctl/imgctl/internal/atomicfile"
+	"github.com/imgctl/imgctl/internal/logging"
+)
+
+// FileName is the state file's name inside the state directory.
+const FileName = "nodestate.json"
+
+// Boot states, in the order a healthy boot passes them.
+const (
+	DHCP   = "dhcp"
+	IPXE   = "ipxe"
+	Kernel = "kernel"
+	RootFS = "rootfs"
+	Booted = "booted"
+	Failed = "failed"
+)
+
+// States lists every valid state in boot order.
+var States = []string{DHCP, IPXE, Kernel, RootFS, Booted, Failed}
+
+// Valid reports whether s is a known state.
+func Valid(s string) bool {
+	for _, v := range States {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Node is one node's last known boot state.
+type Node struct {
+	Name        string               `json:"name"`
+	State       string               `json:"state"`
+	Updated     time.Time            `json:"updated"`
+	Phases      map[string]time.Time `json:"phases,omitempty"` // when each state was last entered
+	Detail      string               `json:"detail,omitempty"`
+	ImageDigest string               `json:"image_digest,omitempty"`
+	RootMount   string               `json:"root_mount,omitempty"`
+	Hostname    string               `json:"hostname,omitempty"`
+	Reason      string               `json:"reason,omitempty"`
+}
+
+// Report is what a node (or the server on its behalf) reports.
+type Report struct {
+	State       string `json:"state"`
+	Detail      string `json:"detail,omitempty"`
+	ImageDigest string `json:"image_digest,omitempty"`
+	RootMount   string `json:"root_mount,omitempty"`
+	Hostname    string `json:"hostname,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// Store holds all nodes' states. It is safe for concurrent use.
+type Store struct {
+	path     string
+	interval time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu    sync.Mutex
+	nodes map[string]*Node
+	dirty bool
+	kick  chan struct{}
+}
+
+// Open loads <stateDir>/nodestate.json (a missing file is an empty store).
+// flushEvery bounds how long a recorded state may stay unwritten (0 = 1s).
+func Open(stateDir string, flushEvery time.Duration, log *slog.Logger) (*Store, error) {
+	if flushEvery <= 0 {
+		flushEvery = time.Second
+	}
+	s := &Store{
+		path:     stateDir + "/" + FileName,
+		interval: flushEvery,
+		log:      logging.OrDiscard(log),
+		now:      time.Now,
+		nodes:    map[string]*Node{},
+		kick:     make(chan struct{}, 1),
+	}
+	b, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node states: %w", err)
+	}
+	var list []*Node
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil, fmt.Errorf("node states %s: %w", s.path, err)
+	}
+	for _, n := range list {
+		s.nodes[n.Name] = n
+	}
+	return s, nil
+}
+
+// Record sets node's state with a free-text detail; it satisfies the DHCP
+// server's StateRecorder.
+func (s *Store) Record(ctx context.Context, node, state, detail string) error {
+	return s.Report(ctx, node, Report{State: state, Detail: detail})
+}
+
+// Report records a full report for node.
+func (s *Store) Report(_ context.Context, node string, r Report) error {
+	if !Valid(r.State) {
+		return fmt.Errorf("node %s: unknown state %q (want one of %v)", node, r.State, States)
+	}
+	now := s.now().UTC()
+	s.mu.Lock()
+	n := s.nodes[node]
+	if n == nil {
+		n = &Node{Name: node, Phases: map[string]time.Time{}}
+		s.nodes[node] = n
+	}
+	if n.Phases == nil {
+		n.Phases = map[string]time.Time{}
+	}
+	if r.State == DHCP {
+		// A new boot begins: earlier phases belong to the previous boot.
+		n.Phases = map[string]time.Time{}
+		n.Reason = ""
+	}
+	n.State, n.Updated, n.Detail = r.State, now, r.Detail
+	n.Phases[r.State] = now
+	if r.ImageDigest != "" {
+		n.ImageDigest = r.ImageDigest
+	}
+	if r.RootMount != "" {
+		n.RootMount = r.RootMount
+	}
+	if r.Hostname != "" {
+		n.Hostname = r.Hostname
+	}
+	if r.Reason != "" || r.State == Failed {
+		n.Reason = r.Reason
+	}
+	s.dirty = true
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Get returns a copy of one node's state.
+func (s *Store) Get(node string) (Node, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.nodes[node]
+	if !ok {
+		return Node{}, false
+	}
+	return copyNode(n), true
+}
+
+// List returns a copy of every node's state, sorted by name.
+func (s *Store) List() []Node {
+	s.mu.Lock()
+	out := make([]Node, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		out = append(out, copyNode(n))
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Counts returns how many nodes are in each state.
+func (s *Store) Counts() map[string]int {
+	c := map[string]int{}
+	s.mu.Lock()
+	for _, n := range s.nodes {
+		c[n.State]++
+	}
+	s.mu.Unlock()
+	return c
+}
+
+func copyNode(n *Node) Node {
+	c := *n
+	c.Phases = make(map[string]time.Time, len(n.Phases))
+	for k, v := range n.Phases {
+		c.Phases[k] = v
+	}
+	return c
+}
+
+// Flush writes the file now if anything changed since the last write.
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	if !s.dirty {
+		s.mu.Unlock()
+		return nil
+	}
+	list := make([]*Node, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		c := copyNode(n)
+		list = append(list, &c)
+	}
+	s.dirty = false
+	s.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	b, err := json.MarshalIndent(list, "", "  ")
+	if err == nil {
+		err = atomicfile.WriteFile(s.path, append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.dirty = true // try again next round
+		s.mu.Unlock()
+		return fmt.Errorf("write node states: %w", err)
+	}
+	return nil
+}
+
+// Run flushes batched changes until ctx ends, then flushes a last time.
+func (s *Store) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return s.Flush()
+		case <-s.kick:
+		}
+		// Gather whatever else arrives within the interval into one write.
+		select {
+		case <-ctx.Done():
+			return s.Flush()
+		case <-time.After(s.interval):
+		}
+		if err := s.Flush(); err != nil {
+			s.log.Error("node states", "err", err)
+		}
+	}
+}
+
+// Stale reports whether a node booted a digest other than its image's current one.
+func Stale(n Node, currentDigest string) bool {
+	return n.ImageDigest != "" && currentDigest != "" && n.ImageDigest != currentDigest
+}

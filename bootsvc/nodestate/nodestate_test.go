@@ -1,0 +1,119 @@
+package nodestate
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRecordPhasesAndPersist(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 10*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, st := range []string{DHCP, IPXE, Kernel} {
+		if err := s.Record(ctx, "nid001", st, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Report(ctx, "nid001", Report{State: Booted, ImageDigest: "sha256:aa", RootMount: "overlay /", Hostname: "nid001"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Record(ctx, "nid001", "bogus", ""); err == nil {
+		t.Error("unknown state accepted")
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(dir, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := s2.Get("nid001")
+	if !ok {
+		t.Fatal("nid001 not persisted")
+	}
+	var phases []string
+	for _, st := range States {
+		if _, ok := n.Phases[st]; ok {
+			phases = append(phases, st)
+		}
+	}
+	if diff := cmp.Diff([]string{DHCP, IPXE, Kernel, Booted}, phases); diff != "" {
+		t.Errorf("phases (-want +got):\n%s", diff)
+	}
+	if n.State != Booted || n.ImageDigest != "sha256:aa" || n.RootMount != "overlay /" {
+		t.Errorf("reloaded node = %+v", n)
+	}
+	if !Stale(n, "sha256:bb") || Stale(n, "sha256:aa") {
+		t.Error("Stale wrong")
+	}
+	// A new DHCP starts a new boot: old phases are dropped.
+	s2.Record(ctx, "nid001", DHCP, "")
+	n, _ = s2.Get("nid001")
+	if len(n.Phases) != 1 {
+		t.Errorf("phases after new boot = %v", n.Phases)
+	}
+}
+
+func TestConcurrentRecordsBatch(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 50*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var wg sync.WaitGroup
+	for i := 0; i < 1000; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := s.Record(ctx, fmt.Sprintf("n%04d", i), Booted, ""); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(dir, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s2.Counts()[Booted]; got != 1000 {
+		t.Errorf("persisted booted = %d, want 1000", got)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := Node{Name: "nid001", State: Booted, Updated: t0.Add(48 * time.Second), ImageDigest: "sha256:aa",
+		Phases: map[string]time.Time{DHCP: t0, IPXE: t0.Add(2 * time.Second), Kernel: t0.Add(3 * time.Second), Booted: t0.Add(48 * time.Second)}}
+	tests := []struct {
+		name    string
+		n       Node
+		current string
+		want    Summary
+	}{
+		{"current", n, "sha256:aa", Summary{State: Booted, Since: "12s", Phases: "dhcp 0s, ipxe 2s, kernel 3s, booted 48s", Digest: "sha256:aa"}},
+		{"stale", n, "sha256:bb", Summary{State: Booted, Since: "12s", Phases: "dhcp 0s, ipxe 2s, kernel 3s, booted 48s", Digest: "sha256:aa", Stale: true}},
+		{"never seen", Node{Name: "x"}, "sha256:bb", Summary{State: "unknown"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, Summarize(tc.n, tc.current, t0.Add(time.Minute))); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
