@@ -1,0 +1,69 @@
+package inventory
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadMergeSaveLookup(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nodes.yaml")
+	inv, err := Load(path)
+	if err != nil || len(inv.Nodes()) != 0 {
+		t.Fatalf("missing file: %v %v", inv, err)
+	}
+	src := "groups:\n  compute: {image: base, mode: live, domain: c}\nnodes:\n  nid001: {macs: [AA-BB-CC-DD-EE-01], ip: 10.41.0.1, groups: [compute], mode: nfs}\n"
+	os.WriteFile(path, []byte(src), 0o644)
+	inv, err = Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := inv.NodeByMAC(net.HardwareAddr{0xaa, 0xbb, 0xcc, 0xdd, 0xee, 1})
+	if !ok || n.Name != "nid001" || n.Mode != ModeNFS || n.Image != "base" || n.MACs[0] != "aa:bb:cc:dd:ee:01" {
+		t.Fatalf("merged node = %+v %v", n, ok)
+	}
+	if _, ok := inv.NodeByIP(netip.MustParseAddr("10.41.0.1")); !ok {
+		t.Fatal("NodeByIP")
+	}
+	if err := inv.Put(Node{Name: "nid002", MACs: []string{"aa:bb:cc:dd:ee:01"}}); err == nil {
+		t.Fatal("duplicate MAC accepted")
+	}
+	if err := inv.Put(Node{Name: "nid002", IP: "10.41.0.2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	inv, _ = Load(path)
+	if _, err := inv.Select("nid[001-003]"); err == nil || !strings.Contains(err.Error(), "nid003") {
+		t.Fatalf("Select unknown: %v", err)
+	}
+	if ns, err := inv.Select("nid[001-002]"); err != nil || len(ns) != 2 {
+		t.Fatalf("Select = %v %v", ns, err)
+	}
+	inv.Remove("nid002")
+	if _, ok := inv.Node("nid002"); ok {
+		t.Fatal("Remove")
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"unknown field", "nodes:\n  n1:\n    macz: [x]\n", "nodes.yaml:3"},
+		{"bad ip", "nodes:\n  n1: {ip: 10.1}\n", "ip \"10.1\""},
+		{"unknown group", "nodes:\n  n1: {groups: [g]}\n", "unknown group"},
+		{"bad mode", "nodes:\n  n1: {mode: x}\n", "mode \"x\""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "nodes.yaml")
+			os.WriteFile(p, []byte(tc.src), 0o644)
+			if _, err := Load(p); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
