@@ -18,9 +18,12 @@ import (
 	"github.com/imgctl/imgctl/internal/hostlist"
 )
 
-// Inventory is a loaded nodes.yaml with lookup helpers.
+// Inventory is a loaded nodes.yaml with lookup helpers. It is not safe for
+// concurrent mutation; Store hands out snapshots that are only read.
 type Inventory struct {
-	file File
+	file  File
+	byMAC map[string]string     // normalised MAC → node name, rebuilt by validate
+	byIP  map[netip.Addr]string // address → node name
 }
 
 // Load reads and validates path. A missing file is an empty inventory.
@@ -71,7 +74,21 @@ func (inv *Inventory) Save(path string) error {
 func (inv *Inventory) validate() error {
 	var errs []error
 	macs, ips := map[string]string{}, map[netip.Addr]string{}
-	for name, n := range inv.file.Nodes {
+	defer func() { inv.byMAC, inv.byIP = macs, ips }()
+	for name, g := range inv.file.Groups {
+		if g == nil {
+			inv.file.Groups[name] = &Group{}
+			continue
+		}
+		if m := g.Mode; m != "" && m != ModeLive && m != ModeNFS {
+			errs = append(errs, fmt.Errorf("group %s: mode %q: want live or nfs", name, m))
+		}
+	}
+	for _, name := range sortedKeys(inv.file.Nodes) {
+		n := inv.file.Nodes[name]
+		if name == "" || strings.ContainsAny(name, " \t\n[],/") {
+			errs = append(errs, fmt.Errorf("node %q: invalid name", name))
+		}
 		if n == nil {
 			n = &Node{}
 			inv.file.Nodes[name] = n
@@ -93,6 +110,8 @@ func (inv *Inventory) validate() error {
 			ip, err := netip.ParseAddr(n.IP)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("node %s: ip %q: %w", name, n.IP, err))
+			} else if !ip.Is4() {
+				errs = append(errs, fmt.Errorf("node %s: ip %s: want an IPv4 address", name, ip))
 			} else if o, dup := ips[ip]; dup {
 				errs = append(errs, fmt.Errorf("node %s: ip %s already used by %s", name, ip, o))
 			} else {
@@ -180,27 +199,22 @@ func (inv *Inventory) Nodes() []Node {
 	return out
 }
 
-// NodeByMAC finds the node owning mac.
+// NodeByMAC finds the node owning mac, merged with its groups.
 func (inv *Inventory) NodeByMAC(mac net.HardwareAddr) (Node, bool) {
-	s := mac.String()
-	for _, n := range inv.file.Nodes {
-		for _, m := range n.MACs {
-			if m == s {
-				return inv.merged(n), true
-			}
-		}
+	name, ok := inv.byMAC[mac.String()]
+	if !ok {
+		return Node{}, false
 	}
-	return Node{}, false
+	return inv.Node(name)
 }
 
-// NodeByIP finds the node with address ip.
+// NodeByIP finds the node with address ip, merged with its groups.
 func (inv *Inventory) NodeByIP(ip netip.Addr) (Node, bool) {
-	for _, n := range inv.file.Nodes {
-		if a, err := netip.ParseAddr(n.IP); err == nil && a == ip {
-			return inv.merged(n), true
-		}
+	name, ok := inv.byIP[ip.Unmap()]
+	if !ok {
+		return Node{}, false
 	}
-	return Node{}, false
+	return inv.Node(name)
 }
 
 // Select expands a hostlist and returns those nodes; unknown names are an error.
@@ -249,4 +263,16 @@ func (inv *Inventory) Put(node Node) error {
 }
 
 // Remove deletes the named node, if present.
-func (inv *Inventory) Remove(name string) { delete(inv.file.Nodes, name) }
+func (inv *Inventory) Remove(name string) {
+	delete(inv.file.Nodes, name)
+	inv.validate() // only rebuilds the indexes: removing a node cannot make the file invalid
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

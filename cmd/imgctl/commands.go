@@ -14,4 +14,8 @@ var commandGroups = []func(root *cobra.Command, g *globals){
 	addRegistryCommands,
 	addPowerCommands,
 	addDiscoverCommands,
+	addNodeCommands,
+	addGroupCommands,
+	addServeCommand,
+	addConfigCommands,
 }

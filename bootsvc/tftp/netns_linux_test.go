@@ -1,0 +1,174 @@
+package tftp
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/testenv"
+)
+
+// pair is a server namespace (10.41.3.1) and a client namespace (10.41.3.2).
+type pair struct{ srv, cli *netns.NS }
+
+func newPair(t testing.TB, ctx context.Context, subnet string) *pair {
+	t.Helper()
+	testenv.RequireRoot(t)
+	p := &pair{}
+	var err error
+	if p.srv, err = netns.New(ctx, netns.UniqueName("tfS")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.srv.Close() })
+	if p.cli, err = netns.New(ctx, netns.UniqueName("tfC")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cli.Close() })
+	if err := netns.Veth(ctx, p.srv, netns.UniqueName("tfs"), subnet+".1/24", p.cli, netns.UniqueName("tfc"), subnet+".2/24"); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// transfers collects what the server reports.
+type transfers struct {
+	mu  sync.Mutex
+	got []Transfer
+}
+
+func (r *transfers) add(t Transfer) { r.mu.Lock(); r.got = append(r.got, t); r.mu.Unlock() }
+
+func (r *transfers) find(file string) (Transfer, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.got {
+		if t.File == file {
+			return t, true
+		}
+	}
+	return Transfer{}, false
+}
+
+// serveIn runs a server with cfg in ns on addr:69; stopped in t.Cleanup.
+func serveIn(t testing.TB, ns *netns.NS, addr string, cfg Config, obs func(Transfer)) {
+	t.Helper()
+	var conn net.PacketConn
+	if err := ns.Do(func() (err error) { conn, err = net.ListenPacket("udp4", addr+":69"); return }); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, Deps{Conn: conn, Observe: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("tftp server: %v", err)
+		}
+	})
+}
+
+func TestRealClients(t *testing.T) {
+	testenv.RequireCommands(t, "tftp", "curl")
+	ipxe := Defaults().IPXEDir
+	want, err := os.ReadFile(filepath.Join(ipxe, "undionly.kpxe"))
+	if err != nil {
+		t.Skipf("needs Debian's ipxe package: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := newPair(t, ctx, "10.41.3")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(root, 0o755)
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("outside the root"), 0o600)
+	os.WriteFile(filepath.Join(root, "hello.txt"), []byte("hello from the root\n"), 0o644)
+	os.Symlink(filepath.Join(dir, "secret"), filepath.Join(root, "escape"))
+	cfg := Defaults()
+	cfg.Root = root
+	rec := &transfers{}
+	serveIn(t, p.srv, "10.41.3.1", cfg, rec.add)
+
+	tftpGet := func(t *testing.T, name string) ([]byte, string) {
+		out := filepath.Join(t.TempDir(), "out")
+		cmd := p.cli.Command(ctx, "tftp", "-m", "binary", "10.41.3.1", "-c", "get", name, out)
+		msg, _ := cmd.CombinedOutput()
+		b, _ := os.ReadFile(out)
+		return b, string(msg)
+	}
+	t.Run("ipxe binary with tftp-hpa", func(t *testing.T) {
+		got, msg := tftpGet(t, "undionly.kpxe")
+		if !bytes.Equal(got, want) {
+			t.Fatalf("got %d bytes, want %d: %s", len(got), len(want), msg)
+		}
+	})
+	t.Run("root file wins, leading slash", func(t *testing.T) {
+		if got, msg := tftpGet(t, "/hello.txt"); string(got) != "hello from the root\n" {
+			t.Fatalf("got %q: %s", got, msg)
+		}
+	})
+	t.Run("blksize 1468 with curl", func(t *testing.T) {
+		for _, bs := range []string{"1468", "65464"} { // the huge one is capped to 1468
+			out := filepath.Join(t.TempDir(), "out")
+			b, err := p.cli.Command(ctx, "curl", "-sS", "--max-time", "20", "--tftp-blksize", bs, "-o", out, "tftp://10.41.3.1/undionly.kpxe").CombinedOutput()
+			if err != nil {
+				t.Fatalf("curl blksize %s: %v: %s", bs, err, b)
+			}
+			if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
+				t.Fatalf("blksize %s: got %d bytes, want %d", bs, len(got), len(want))
+			}
+		}
+		// The server reports what it negotiated.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			rec.mu.Lock()
+			var sizes []int
+			for _, tr := range rec.got {
+				if tr.File == "undionly.kpxe" && tr.Err == nil {
+					sizes = append(sizes, tr.BlockSize)
+				}
+			}
+			rec.mu.Unlock()
+			if len(sizes) >= 3 && sizes[1] == 1468 && sizes[2] == 1468 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("negotiated block sizes %v, want [512 1468 1468]", sizes)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	for _, name := range []string{"../secret", "escape", "root/../../secret", "nonexistent"} {
+		t.Run("refused "+name, func(t *testing.T) {
+			got, msg := tftpGet(t, name)
+			if len(got) > 0 || !strings.Contains(msg, "Error code") {
+				t.Fatalf("got %q, message %q; want a TFTP error and no data", got, msg)
+			}
+		})
+	}
+	t.Run("write refused", func(t *testing.T) {
+		src := filepath.Join(t.TempDir(), "upload")
+		os.WriteFile(src, []byte("x"), 0o644)
+		msg, _ := p.cli.Command(ctx, "tftp", "-m", "binary", "10.41.3.1", "-c", "put", src, "upload").CombinedOutput()
+		if !strings.Contains(string(msg), "Error code") {
+			t.Fatalf("put answered %q, want a TFTP error", msg)
+		}
+		for _, d := range []string{root, ipxe} {
+			if _, err := os.Stat(filepath.Join(d, "upload")); err == nil {
+				t.Fatalf("upload written into %s", d)
+			}
+		}
+	})
+}
+
+func containsStr(s, sub string) bool { return strings.Contains(s, sub) }
