@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"os"
@@ -77,7 +78,7 @@ func mustMAC(s string) net.HardwareAddr {
 // summary is what a test compares of a reply.
 type summary struct {
 	Type, YourIP, Dst, File, Mask, Router, Domain, Host, Next string
-	NoPXEDHCP                                            bool
+	NoPXEDHCP                                                 bool
 }
 
 func summarize(resp *dhcpv4.DHCPv4, dst net.Addr) summary {
@@ -223,4 +224,38 @@ func FuzzHandle(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMalformedPackets(t *testing.T) {
+	s, _, _ := testServer(t, nil)
+	good, _ := dhcpv4.NewDiscovery(mustMAC("02:41:00:00:00:01"))
+	pkt := good.ToBytes()
+	hugeOpt := append(append([]byte(nil), pkt[:240]...), 60, 255, 'x') // option claims 255 bytes, has 1
+	truncated := pkt[:100]
+	noEnd := append(append([]byte(nil), pkt[:240]...), 53, 1, 1, 12, 3, 'a', 'b', 'c') // no end option
+	reply := append([]byte(nil), pkt...)
+	reply[0] = 2 // BOOTREPLY: not for a server
+	shortHW := append([]byte(nil), pkt...)
+	shortHW[2] = 4 // hlen 4
+	// The seeds of FuzzHandle (testdata/fuzz) are these packets.
+	for _, tc := range []struct {
+		name      string
+		pkt       []byte
+		wantReply bool
+	}{
+		{"empty", nil, false},
+		{"truncated header", truncated, false},
+		{"option longer than packet", hugeOpt, false},
+		{"no end option", noEnd, false},
+		{"bootreply", reply, false},
+		{"short hardware address", shortHW, false},
+		{"garbage", bytes.Repeat([]byte{0xff}, 1500), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _ := s.Handle(context.Background(), tc.pkt, nil)
+			if (out != nil) != tc.wantReply {
+				t.Fatalf("reply %v, want a reply: %v", out != nil, tc.wantReply)
+			}
+		})
+	}
 }

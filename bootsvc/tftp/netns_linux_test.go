@@ -69,7 +69,8 @@ func serveIn(t testing.TB, ns *netns.NS, addr string, cfg Config, obs func(Trans
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	// Run on a thread inside ns: the per-transfer sockets open there too.
+	go func() { done <- ns.Do(func() error { return s.Run(ctx) }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -133,10 +134,17 @@ func TestRealClients(t *testing.T) {
 		for {
 			rec.mu.Lock()
 			var sizes []int
-			for _, tr := range rec.got {
+			tsizeOK := true
+			for i, tr := range rec.got {
 				if tr.File == "undionly.kpxe" && tr.Err == nil {
 					sizes = append(sizes, tr.BlockSize)
+					// curl asks for tsize (RFC 2349); tftp-hpa (the first) does not.
+					tsizeOK = tsizeOK && (i == 0 || tr.TSize == int64(len(want)))
 				}
+			}
+			if !tsizeOK {
+				rec.mu.Unlock()
+				t.Fatalf("tsize not announced as %d: %+v", len(want), rec.got)
 			}
 			rec.mu.Unlock()
 			if len(sizes) >= 3 && sizes[1] == 1468 && sizes[2] == 1468 {

@@ -33,12 +33,12 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`   // per-packet retransmit timeout; default 2s
 	// MaxBlockSize caps the negotiated blksize; default 1468 (fits a 1500 MTU).
 	MaxBlockSize int `yaml:"max_block_size,omitempty" json:"max_block_size,omitempty"`
-	// PortPerTransfer answers each transfer from a new port, as classic
-	// servers do. The default answers every transfer from the listening port:
-	// one socket to open in a firewall, and it stays in the listener's network
-	// namespace (per-transfer sockets open in whatever namespace the
-	// transfer's thread is in).
-	PortPerTransfer bool `yaml:"port_per_transfer,omitempty" json:"port_per_transfer,omitempty"`
+	// SinglePort answers every transfer from the listening port (one port to
+	// open in a firewall) instead of a new port per transfer as classic
+	// servers do. It is slower: pin/tftp funnels all transfers through one
+	// socket (0.44× tftp-hpa's throughput with 50 clients, against 1.4× per
+	// transfer).
+	SinglePort bool `yaml:"single_port,omitempty" json:"single_port,omitempty"`
 }
 
 // Defaults returns the section's defaults.
@@ -78,7 +78,8 @@ func (c Config) Validate() error {
 type Transfer struct {
 	Peer      string
 	File      string
-	BlockSize int // negotiated blksize (512 when not negotiated)
+	BlockSize int   // negotiated blksize (512 when not negotiated)
+	TSize     int64 // tsize announced in the OACK (0 when the client did not ask)
 	Err       error
 }
 
@@ -147,23 +148,26 @@ func (s *Server) Run(ctx context.Context) error {
 	srv.SetBlockSize(s.cfg.MaxBlockSize)
 	srv.SetRetries(5)
 	srv.SetHook(hook{s})
-	if !s.cfg.PortPerTransfer {
+	if s.cfg.SinglePort {
 		srv.EnableSinglePort()
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(conn) }()
-	s.log.Info("listening", "addr", conn.LocalAddr().String())
-	select {
-	case err := <-errc:
-		conn.Close()
-		if err != nil {
-			return fmt.Errorf("tftp: %w", err)
+	// Serve runs on this goroutine, so a caller that runs Run on a thread
+	// inside a network namespace gets per-transfer sockets there too.
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			srv.Shutdown()
+		case <-stopped:
 		}
-		return nil
-	case <-ctx.Done():
+	}()
+	s.log.Info("listening", "addr", conn.LocalAddr().String(), "single_port", s.cfg.SinglePort)
+	err := srv.Serve(conn)
+	conn.Close()
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("tftp: %w", err)
 	}
-	srv.Shutdown()
-	<-errc
 	return nil
 }
 
@@ -238,6 +242,9 @@ func (h hook) report(st tftp.TransferStats, err error) {
 		fmt.Sscan(v, &bs)
 	}
 	t := Transfer{Peer: st.RemoteAddr.String(), File: st.Filename, BlockSize: bs, Err: err}
+	if v, ok := st.Opts["tsize"]; ok {
+		fmt.Sscan(v, &t.TSize)
+	}
 	if err != nil {
 		h.s.log.Warn("transfer failed", "peer", t.Peer, "file", t.File, "err", err)
 	} else {

@@ -15,7 +15,7 @@ import (
 // given on the command line change anything.
 type settingsFlags struct {
 	image, mode, cmdline, netmask, gateway, domain, bmc, bmcProto, bmcUser string
-	dns, vars, unsetVars, overlays                                        []string
+	dns, vars, unsetVars, overlays                                         []string
 }
 
 func (f *settingsFlags) register(fs *pflag.FlagSet) {
@@ -209,4 +209,3 @@ func dash(s string) string {
 	}
 	return s
 }
-

@@ -1,0 +1,275 @@
+package dhcp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+
+	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/testenv"
+)
+
+const benchHosts = 1000
+
+func benchMAC(i int) net.HardwareAddr { return net.HardwareAddr{2, 0x42, 0, 0, byte(i >> 8), byte(i)} }
+func benchIP(i int) net.IP            { return net.IP{10, 41, 129 + byte(i/250), byte(1 + i%250)} }
+
+// loadgen drives DHCP exchanges for many MACs from one socket in the client
+// namespace; a reader dispatches replies to the exchange waiting on its xid.
+type loadgen struct {
+	conn    net.PacketConn
+	mu      sync.Mutex
+	waiting map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4
+}
+
+func newLoadgen(t *testing.T, ns *netns.NS, ifname string) *loadgen {
+	var conn net.PacketConn
+	if err := ns.Do(func() (err error) {
+		conn, err = server4.NewIPv4UDPConn(ifname, &net.UDPAddr{Port: dhcpv4.ClientPort})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l := &loadgen{conn: conn, waiting: map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m, err := dhcpv4.FromBytes(buf[:n])
+			if err != nil || m.OpCode != dhcpv4.OpcodeBootReply {
+				continue
+			}
+			l.mu.Lock()
+			ch := l.waiting[m.TransactionID]
+			l.mu.Unlock()
+			if ch != nil {
+				select {
+				case ch <- m:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	return l
+}
+
+// ask sends m (broadcast) and waits for the reply of type want, retrying twice.
+func (l *loadgen) ask(m *dhcpv4.DHCPv4, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
+	ch := make(chan *dhcpv4.DHCPv4, 4)
+	l.mu.Lock()
+	l.waiting[m.TransactionID] = ch
+	l.mu.Unlock()
+	defer func() { l.mu.Lock(); delete(l.waiting, m.TransactionID); l.mu.Unlock() }()
+	pkt := m.ToBytes()
+	dst := &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ServerPort}
+	for try := 0; try < 3; try++ {
+		if _, err := l.conn.WriteTo(pkt, dst); err != nil {
+			return nil, err
+		}
+		timeout := time.After(time.Second)
+		for {
+			select {
+			case r := <-ch:
+				if r.MessageType() != want {
+					continue
+				}
+				return r, nil
+			case <-timeout:
+			}
+			break
+		}
+	}
+	return nil, fmt.Errorf("no %s for %s", want, m.ClientHWAddr)
+}
+
+// run does n exchanges with w in flight; dora adds REQUEST/ACK. It returns
+// exchanges per second and the number that failed.
+func (l *loadgen) run(n, w int, dora bool) (float64, int) {
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := 0; k < w; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				d, _ := dhcpv4.NewDiscovery(benchMAC(i), dhcpv4.WithBroadcast(true))
+				offer, err := l.ask(d, dhcpv4.MessageTypeOffer)
+				if err == nil && dora {
+					var req *dhcpv4.DHCPv4
+					if req, err = dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithBroadcast(true)); err == nil {
+						_, err = l.ask(req, dhcpv4.MessageTypeAck)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds(), int(failed.Load())
+}
+
+func TestBenchDHCP(t *testing.T) {
+	if os.Getenv("IMGCTL_BENCH") != "1" {
+		t.Skip("benchmark: set IMGCTL_BENCH=1")
+	}
+	testenv.RequireRoot(t)
+	testenv.RequireCommands(t, "dnsmasq", "ip")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	srvNS, err := netns.New(ctx, netns.UniqueName("dbS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srvNS.Close() })
+	cliNS, err := netns.New(ctx, netns.UniqueName("dbC"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cliNS.Close() })
+	srvIf, cliIf := netns.UniqueName("dbs"), netns.UniqueName("dbc")
+	if err := netns.Veth(ctx, srvNS, srvIf, "10.41.128.1/17", cliNS, cliIf, "10.41.128.2/17"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+
+	// The same 1,000 static hosts for both servers.
+	inv := &inventory.Inventory{}
+	var hosts strings.Builder
+	for i := 0; i < benchHosts; i++ {
+		name := fmt.Sprintf("n%04d", i)
+		if err := inv.Put(inventory.Node{Name: name, MACs: []string{benchMAC(i).String()}, IP: benchIP(i).String()}); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&hosts, "%s,%s,%s\n", benchMAC(i), benchIP(i), name)
+	}
+	invPath := filepath.Join(dir, "nodes.yaml")
+	if err := inv.Save(invPath); err != nil {
+		t.Fatal(err)
+	}
+	hostsPath := filepath.Join(dir, "hosts")
+	os.WriteFile(hostsPath, []byte(hosts.String()), 0o644)
+
+	store, err := inventory.OpenStore(invPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := nodestate.Open(dir, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg := newLoadgen(t, cliNS, cliIf)
+	const window = 16
+
+	ours := func() (offer, dora float64, failed int) {
+		cfg := Defaults()
+		cfg.Enabled, cfg.Interface, cfg.ServerIP = true, srvIf, "10.41.128.1"
+		cfg.Subnets = []Subnet{{Network: "10.41.128.0/17"}}
+		s, err := New(cfg, Deps{Inventory: store, States: states})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srvNS.Do(func() (err error) {
+			s.deps.Conn, err = server4.NewIPv4UDPConn(srvIf, &net.UDPAddr{Port: 67})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sctx, scancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.Run(sctx) }()
+		defer func() { scancel(); <-done }()
+		offer, f1 := lg.run(benchHosts, window, false)
+		dora, f2 := lg.run(benchHosts, window, true)
+		return offer, dora, f1 + f2
+	}
+	theirs := func() (offer, dora float64, failed int) {
+		cmd := srvNS.Command(ctx, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--user=root", "--group=root",
+			"--interface="+srvIf, "--bind-interfaces", "--dhcp-range=10.41.128.0,static,255.255.128.0,1h",
+			"--dhcp-hostsfile="+hostsPath, "--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--dhcp-authoritative",
+			"--dhcp-boot=undionly.kpxe", "--no-ping", "--pid-file=", "--log-facility="+filepath.Join(dir, "dnsmasq.log"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }() // stopped by PID: the process we started
+		// Wait until it answers.
+		for i := 0; ; i++ {
+			d, _ := dhcpv4.NewDiscovery(benchMAC(0), dhcpv4.WithBroadcast(true))
+			if _, err := lg.ask(d, dhcpv4.MessageTypeOffer); err == nil {
+				break
+			}
+			if i == 10 {
+				b, _ := os.ReadFile(filepath.Join(dir, "dnsmasq.log"))
+				t.Fatalf("dnsmasq never answered: %s", b)
+			}
+		}
+		offer, f1 := lg.run(benchHosts, window, false)
+		dora, f2 := lg.run(benchHosts, window, true)
+		return offer, dora, f1 + f2
+	}
+	var oo, od, do, dd []float64
+	for round := 0; round < 3; round++ {
+		o1, o2, f := ours()
+		if f > 0 {
+			t.Errorf("imgctl: %d exchanges failed", f)
+		}
+		d1, d2, f := theirs()
+		if f > 0 {
+			t.Logf("dnsmasq: %d exchanges failed", f)
+		}
+		oo, od, do, dd = append(oo, o1), append(od, o2), append(do, d1), append(dd, d2)
+		t.Logf("round %d: imgctl offer %.0f/s dora %.0f/s; dnsmasq offer %.0f/s dora %.0f/s", round, o1, o2, d1, d2)
+	}
+	figures := map[string]any{
+		"hosts": benchHosts, "in_flight": window, "rounds": 3,
+		"imgctl_offers_per_s": median(oo), "imgctl_dora_per_s": median(od),
+		"dnsmasq_offers_per_s": median(do), "dnsmasq_dora_per_s": median(dd),
+		"offer_ratio_vs_dnsmasq": median(oo) / median(do), "dora_ratio_vs_dnsmasq": median(od) / median(dd),
+	}
+	t.Logf("figures: %v", figures)
+	writeBench(t, "dhcp.json", figures)
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func writeBench(t *testing.T, name string, figures map[string]any) {
+	dir := os.Getenv("IMGCTL_BENCH_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "bench", "results")
+	}
+	b, _ := json.MarshalIndent(figures, "", "  ")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
