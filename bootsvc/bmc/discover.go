@@ -2,9 +2,7 @@ package bmc
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"sync"
 	"time"
 )
 
@@ -19,32 +17,16 @@ type Discovery struct {
 // a time, each bounded by timeout. One BMC's failure never stops the others.
 // Results keep the order of targets (the order of the BMC range).
 func DiscoverAll(ctx context.Context, targets []Target, fanout int, timeout time.Duration) []Discovery {
-	if fanout < 1 {
-		fanout = 1
-	}
 	out := make([]Discovery, len(targets))
-	sem := make(chan struct{}, fanout)
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			nctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			systems, err := Discover(nctx, t)
-			d := Discovery{BMC: t.Address, Systems: systems}
-			if err != nil {
-				d.Error = scrub(err.Error(), t.Password)
-				if isTimeout(err) || nctx.Err() != nil {
-					d.Error = fmt.Sprintf("no answer within %s: %s", timeout, d.Error)
-				}
-			}
-			out[i] = d
-		}()
-	}
-	wg.Wait()
+	forEach(ctx, len(targets), fanout, timeout, func(nctx context.Context, i int) {
+		t := targets[i]
+		systems, err := Discover(nctx, t)
+		d := Discovery{BMC: t.Address, Systems: systems}
+		if err != nil {
+			d.Error = timeoutError(nctx, err, scrub(err.Error(), t.Password), timeout)
+		}
+		out[i] = d
+	})
 	for _, d := range out {
 		sort.Slice(d.Systems, func(i, j int) bool { return d.Systems[i].ID < d.Systems[j].ID })
 	}
