@@ -42,6 +42,11 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.verified.check(r.Context(), e); err != nil {
 		s.log.Error("artifacts: refusing corrupt set", "image", name, "digest", digest, "peer", peer, "err", err)
+		if nodes := s.deps.Nodes(); nodes != nil {
+			if n, ok := nodes.NodeByIP(peer); ok {
+				s.record(r, n.Name, nodestate.Report{State: nodestate.Failed, Reason: "image " + name + " failed verification on the server: " + err.Error()})
+			}
+		}
 		http.Error(w, "artifact set failed verification", http.StatusServiceUnavailable)
 		return
 	}

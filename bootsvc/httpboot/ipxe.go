@@ -52,6 +52,8 @@ func (s *Server) handleIPXE(w http.ResponseWriter, r *http.Request) {
 	script, e, err := s.renderScript(n, mac, ip)
 	if err != nil {
 		s.log.Error("ipxe: cannot boot node", "node", n.Name, "peer", ip, "err", err)
+		// The node only shows a console message; the record is what operators see.
+		s.record(r, n.Name, nodestate.Report{State: nodestate.Failed, Reason: err.Error()})
 		s.writeScript(w, fmt.Sprintf("#!ipxe\necho imgctl: cannot boot %s: %s\necho retrying in %ds\nsleep %d\nchain --autofree %s ||\nreboot\n",
 			n.Name, scriptSafe(err.Error()), s.pauseSecs(s.cfg.UnknownPause), s.pauseSecs(s.cfg.UnknownPause), s.selfURL(mac)))
 		return

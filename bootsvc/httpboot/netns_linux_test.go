@@ -152,7 +152,8 @@ func TestRealPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	list, err := exec.CommandContext(ctx, "sh", "-c", "zstd -dc "+archive+" | cpio -itv").CombinedOutput()
-	if err != nil || !strings.Contains(string(list), "imgctl-overlay/etc/hostname") || !strings.Contains(string(list), "imgctl-overlay/etc/secret") {
+	if err != nil || !strings.Contains(string(list), "imgctl-overlay/etc/hostname") || !strings.Contains(string(list), "imgctl-overlay/etc/secret") ||
+		!strings.Contains(string(list), "-rw-------   1 root     root") || !strings.Contains(string(list), "imgctl-overlay/etc/ssh/ssh_host_ed25519_key") {
 		t.Errorf("cpio -itv: %v\n%s", err, list)
 	}
 	t.Logf("overlay archive:\n%s", list)

@@ -35,8 +35,15 @@ func (s *Server) handleOverlay(w http.ResponseWriter, r *http.Request) {
 	}
 	data := overlay.Data{
 		Node: n.Name, Hostname: n.Name, IP: ip, MAC: mac,
-		Image: e.Manifest.Name, ImageDigest: e.Manifest.ImageDigest, Vars: n.Vars,
+		Image: e.Manifest.Name, ImageDigest: e.Manifest.ImageDigest, Vars: n.Vars, SSHAuthorizedKeys: n.SSHKeys,
 	}
+	key, err := s.hostKeys.Get(n.Name)
+	if err != nil {
+		s.log.Error("overlay: host key", "node", n.Name, "err", err)
+		http.Error(w, "node host key unavailable", http.StatusInternalServerError)
+		return
+	}
+	data.SSHHostKeys = []overlay.HostKey{{Type: key.Type, Private: key.Private, Public: key.Public}}
 	dirs := append([]string{filepath.Join(e.Dir, overlayDir)}, n.Overlays...)
 	path, err := s.overlays.get(r, dirs, data)
 	if err != nil {

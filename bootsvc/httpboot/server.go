@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"text/template"
 	"time"
 
+	"github.com/imgctl/imgctl/bootsvc/hostkeys"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"github.com/imgctl/imgctl/images"
@@ -70,6 +72,7 @@ type Server struct {
 	script   *template.Template
 	verified *verifier
 	overlays *overlayCache
+	hostKeys *hostkeys.Store
 	metrics  *metrics
 	gather   prometheus.Gatherer
 	handler  http.Handler
@@ -96,6 +99,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, log: log, tokens: tok, script: tmpl}
 	s.verified = newVerifier(log)
 	s.overlays = newOverlayCache(cfg.OverlayCache, log)
+	s.hostKeys = hostkeys.NewStore(filepath.Join(deps.StateDir, "hostkeys"))
 	reg := deps.Registry
 	if reg == nil {
 		r := prometheus.NewRegistry()

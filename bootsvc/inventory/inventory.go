@@ -165,6 +165,9 @@ func overlay(dst *Settings, src Settings) {
 	if src.Overlays != nil {
 		dst.Overlays = src.Overlays
 	}
+	if src.SSHKeys != nil {
+		dst.SSHKeys = src.SSHKeys
+	}
 	if src.BMC != nil {
 		dst.BMC = src.BMC
 	}

@@ -23,17 +23,18 @@ type File struct {
 // Settings are the values a group gives its nodes and a node may override.
 // Empty fields are "not set" and inherit from the groups.
 type Settings struct {
-	Image        string            `yaml:"image,omitempty" json:"image,omitempty"`               // artifact/image name, e.g. compute-base
-	Mode         BootMode          `yaml:"mode,omitempty" json:"mode,omitempty"`                 // live | nfs
-	Cmdline      string            `yaml:"cmdline,omitempty" json:"cmdline,omitempty"`           // appended to the image's cmdline
-	Netmask      string            `yaml:"netmask,omitempty" json:"netmask,omitempty"`           // dotted or /prefix
-	Gateway      string            `yaml:"gateway,omitempty" json:"gateway,omitempty"`           // router option
-	DNS          []string          `yaml:"dns,omitempty" json:"dns,omitempty"`                   // name servers
-	Domain       string            `yaml:"domain,omitempty" json:"domain,omitempty"`             // domain name option
-	Vars         map[string]string `yaml:"vars,omitempty" json:"vars,omitempty"`                 // overlay template variables
-	Overlays     []string          `yaml:"overlays,omitempty" json:"overlays,omitempty"`         // extra overlay template dirs
-	BMC          *BMC              `yaml:"bmc,omitempty" json:"bmc,omitempty"`                   // BMC defaults (user, protocol)
-	Distribution string            `yaml:"distribution,omitempty" json:"distribution,omitempty"` // http | tree | multicast
+	Image        string            `yaml:"image,omitempty" json:"image,omitempty"`                             // artifact/image name, e.g. compute-base
+	Mode         BootMode          `yaml:"mode,omitempty" json:"mode,omitempty"`                               // live | nfs
+	Cmdline      string            `yaml:"cmdline,omitempty" json:"cmdline,omitempty"`                         // appended to the image's cmdline
+	Netmask      string            `yaml:"netmask,omitempty" json:"netmask,omitempty"`                         // dotted or /prefix
+	Gateway      string            `yaml:"gateway,omitempty" json:"gateway,omitempty"`                         // router option
+	DNS          []string          `yaml:"dns,omitempty" json:"dns,omitempty"`                                 // name servers
+	Domain       string            `yaml:"domain,omitempty" json:"domain,omitempty"`                           // domain name option
+	Vars         map[string]string `yaml:"vars,omitempty" json:"vars,omitempty"`                               // overlay template variables
+	Overlays     []string          `yaml:"overlays,omitempty" json:"overlays,omitempty"`                       // extra overlay template dirs
+	SSHKeys      []string          `yaml:"ssh_authorized_keys,omitempty" json:"ssh_authorized_keys,omitempty"` // root's authorized_keys on the node
+	BMC          *BMC              `yaml:"bmc,omitempty" json:"bmc,omitempty"`                                 // BMC defaults (user, protocol)
+	Distribution string            `yaml:"distribution,omitempty" json:"distribution,omitempty"`               // http | tree | multicast
 }
 
 // Group is a named set of settings nodes can join.

@@ -249,3 +249,26 @@ func TestRunUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestRootMount(t *testing.T) {
+	tests := []struct{ name, mounts, want string }{
+		{"plain", "rootfs / rootfs rw 0 0\n/dev/sda1 / ext4 rw 0 0\n", "/dev/sda1 / ext4 rw 0 0"},
+		{"live overlay names the squashfs",
+			"/dev/loop0 /run/rootfsbase squashfs ro 0 0\nLiveOS_rootfs / overlay rw,lowerdir=/run/rootfsbase,upperdir=/run/overlayfs 0 0\n",
+			"LiveOS_rootfs / overlay rw,lowerdir=/run/rootfsbase,upperdir=/run/overlayfs 0 0 | lower: /dev/loop0 /run/rootfsbase squashfs ro 0 0"},
+		{"nfs overlay names the export",
+			"10.0.0.1:/x /run/rootfsbase nfs4 ro,vers=4.2 0 0\noverlay / overlay rw,lowerdir=/run/rootfsbase:/other,upperdir=/run/ovl 0 0\n",
+			"overlay / overlay rw,lowerdir=/run/rootfsbase:/other,upperdir=/run/ovl 0 0 | lower: 10.0.0.1:/x /run/rootfsbase nfs4 ro,vers=4.2 0 0"},
+		{"lower not mounted", "overlay / overlay rw,lowerdir=/gone 0 0\n", "overlay / overlay rw,lowerdir=/gone 0 0"},
+		{"no root", "proc /proc proc rw 0 0\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "mounts")
+			os.WriteFile(p, []byte(tt.mounts), 0o644)
+			if got := rootMount(p); got != tt.want {
+				t.Errorf("rootMount = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

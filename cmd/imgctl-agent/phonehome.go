@@ -93,11 +93,29 @@ func rootMount(path string) string {
 	if err != nil {
 		return ""
 	}
-	var line string
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[1] == "/" {
-			line = l
+	lines := strings.Split(string(b), "\n")
+	// mountAt returns the last (topmost) mount on dir.
+	mountAt := func(dir string) string {
+		var line string
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) >= 2 && f[1] == dir {
+				line = l
+			}
+		}
+		return line
+	}
+	root := mountAt("/")
+	// An overlay root says little by itself: name what lies beneath it (the
+	// squashfs or the NFS export), which is what operators want to know.
+	if f := strings.Fields(root); len(f) >= 4 && f[2] == "overlay" {
+		for _, opt := range strings.Split(f[3], ",") {
+			if lower, ok := strings.CutPrefix(opt, "lowerdir="); ok {
+				lower, _, _ = strings.Cut(lower, ":")
+				if l := mountAt(lower); l != "" {
+					root += " | lower: " + l
+				}
+			}
 		}
 	}
-	return line
+	return root
 }

@@ -17,5 +17,6 @@ var commandGroups = []func(root *cobra.Command, g *globals){
 	addNodeCommands,
 	addGroupCommands,
 	addServeCommand,
+	addVMCommands,
 	addConfigCommands,
 }

@@ -15,7 +15,7 @@ import (
 // given on the command line change anything.
 type settingsFlags struct {
 	image, mode, cmdline, netmask, gateway, domain, bmc, bmcProto, bmcUser string
-	dns, vars, unsetVars, overlays                                         []string
+	dns, vars, unsetVars, overlays, sshKeyFiles                            []string
 }
 
 func (f *settingsFlags) register(fs *pflag.FlagSet) {
@@ -29,6 +29,7 @@ func (f *settingsFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.vars, "var", nil, "overlay variable KEY=VALUE (repeatable)")
 	fs.StringArrayVar(&f.unsetVars, "unset-var", nil, "remove overlay variable KEY (repeatable)")
 	fs.StringSliceVar(&f.overlays, "overlay", nil, "extra overlay template directories")
+	fs.StringArrayVar(&f.sshKeyFiles, "ssh-key-file", nil, "public key file whose keys go to root's authorized_keys on the node (repeatable; replaces the list; '' clears it)")
 	fs.StringVar(&f.bmc, "bmc", "", "BMC address (host[:port] or URL)")
 	fs.StringVar(&f.bmcProto, "bmc-protocol", "", "BMC protocol: redfish, ipmi or auto")
 	fs.StringVar(&f.bmcUser, "bmc-user", "", "BMC user name")
@@ -58,6 +59,13 @@ func (f *settingsFlags) apply(fs *pflag.FlagSet, s *inventory.Settings) error {
 	}
 	if ch("overlay") {
 		s.Overlays = f.overlays
+	}
+	if ch("ssh-key-file") {
+		keys, err := readAuthorizedKeys(f.sshKeyFiles)
+		if err != nil {
+			return err
+		}
+		s.SSHKeys = keys
 	}
 	if len(f.vars) > 0 || len(f.unsetVars) > 0 {
 		vars := map[string]string{}

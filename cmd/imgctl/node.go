@@ -34,7 +34,7 @@ running 'imgctl serve' picks changes up within a second.`,
 		Example: `  imgctl node add 'nid[001-004]' --mac-file macs.txt --ip '10.0.0.[1-4]' --group compute
   imgctl node ls -o json`,
 	}
-	cmd.AddCommand(newNodeAddCmd(g), newNodeSetCmd(g), newNodeLsCmd(g), newNodeRmCmd(g))
+	cmd.AddCommand(newNodeAddCmd(g), newNodeSetCmd(g), newNodeLsCmd(g), newNodeRmCmd(g), newNodeKnownHostsCmd(g))
 	root.AddCommand(cmd)
 }
 
@@ -239,7 +239,7 @@ func newNodeLsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			views, rows := nodeListing(nodes, stateMap(states.List()), currentDigests(g.stateDir), time.Now())
-			return p.Table(views, []string{"NODE", "MACS", "IP", "GROUPS", "IMAGE", "MODE", "STATE", "SINCE"}, rows)
+			return p.Table(views, []string{"NODE", "MACS", "IP", "GROUPS", "IMAGE", "MODE", "STATE", "SINCE", "BOOTED-DIGEST", "PHASES"}, rows)
 		},
 	}
 }

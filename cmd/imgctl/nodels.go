@@ -31,18 +31,23 @@ func nodeListing(nodes []inventory.Node, states map[string]nodestate.Node, diges
 			n.BMC = &b
 		}
 		v := nodeView{Name: n.Name, Node: n}
-		state, since := "-", "-"
+		state, since, booted, phases := "-", "-", "-", "-"
 		if st, ok := states[n.Name]; ok {
 			s := nodestate.Summarize(st, digest(n.Image), now)
 			v.State = &s
-			state, since = s.State, dash(s.Since)
-			if s.Stale {
-				state += " (stale)"
+			state, since, phases = s.State, dash(s.Since), dash(s.Phases)
+			if s.Digest != "" {
+				booted = shortDigest(s.Digest)
+				if s.Stale {
+					booted += " (stale)"
+				} else if digest(n.Image) != "" {
+					booted += " (current)"
+				}
 			}
 		}
 		views = append(views, v)
 		rows = append(rows, []string{n.Name, dash(strings.Join(n.MACs, ",")), dash(n.IP), dash(strings.Join(n.Groups, ",")),
-			dash(n.Image), dash(string(n.Mode)), state, since})
+			dash(n.Image), dash(string(n.Mode)), state, since, booted, phases})
 	}
 	return views, rows
 }
@@ -77,3 +82,4 @@ func currentDigests(stateDir string) func(string) string {
 }
 
 func parseMAC(s string) (net.HardwareAddr, error) { return net.ParseMAC(s) }
+

@@ -16,6 +16,12 @@ fi
 if [ -d /imgctl-overlay ]; then
     cp -a /imgctl-overlay/. "$NEWROOT"/ || warn "imgctl: applying the node overlay failed"
     [ -s "$NEWROOT/etc/hostname" ] && hostname "$(cat "$NEWROOT/etc/hostname")"
+    # One console line says what the node got, for operators and the e2e test.
+    keys=0
+    if [ -s /imgctl-overlay/root/.ssh/authorized_keys ]; then
+        while read -r _; do keys=$((keys + 1)); done < /imgctl-overlay/root/.ssh/authorized_keys
+    fi
+    echo "imgctl: node overlay applied: hostname $(hostname), root authorized_keys: $keys" > /dev/console
 fi
 
 # /run survives switch-root: the agent and a runtime unit live there.

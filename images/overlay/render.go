@@ -39,6 +39,15 @@ type Data struct {
 	ImageDigest       string            `json:"image_digest" yaml:"image_digest"`
 	Vars              map[string]string `json:"vars" yaml:"vars"`
 	SSHAuthorizedKeys []string          `json:"ssh_authorized_keys" yaml:"ssh_authorized_keys"`
+	SSHHostKeys       []HostKey         `json:"ssh_host_keys" yaml:"ssh_host_keys"`
+}
+
+// HostKey is one of the node's SSH host key pairs. The private half is kept
+// out of JSON so it never reaches logs or cache keys.
+type HostKey struct {
+	Type    string `json:"type" yaml:"type"` // ssh_host_<Type>_key
+	Private []byte `json:"-" yaml:"-"`
+	Public  []byte `json:"public" yaml:"public"`
 }
 
 // Validate reports what a node's data lacks.
@@ -53,11 +62,40 @@ func (d Data) Validate() error {
 	return errors.Join(errs...)
 }
 
-// entry is one file of the merged overlay tree.
+// entry is one file of the merged overlay tree: a source file, or (info
+// nil) a built-in one with mode and body.
 type entry struct {
 	rel  string // path inside the overlay, slash-separated, no leading slash
 	path string // source file
 	info fs.FileInfo
+	mode uint32 // built-in entries: type and permission bits
+	body []byte
+}
+
+// builtins are the entries every node gets unless a template directory
+// provides the same path: its hostname from the inventory, its own SSH host
+// keys and root's authorized keys.
+func builtins(data Data) []entry {
+	out := []entry{
+		{rel: "etc", mode: sIFDIR | 0o755},
+		{rel: "etc/hostname", mode: sIFREG | 0o644, body: []byte(data.Hostname + "\n")},
+	}
+	if len(data.SSHHostKeys) > 0 {
+		out = append(out, entry{rel: "etc/ssh", mode: sIFDIR | 0o755})
+	}
+	for _, k := range data.SSHHostKeys {
+		name := "etc/ssh/ssh_host_" + k.Type + "_key"
+		out = append(out,
+			entry{rel: name, mode: sIFREG | 0o600, body: k.Private},
+			entry{rel: name + ".pub", mode: sIFREG | 0o644, body: k.Public})
+	}
+	if len(data.SSHAuthorizedKeys) > 0 {
+		out = append(out,
+			entry{rel: "root", mode: sIFDIR | 0o700},
+			entry{rel: "root/.ssh", mode: sIFDIR | 0o700},
+			entry{rel: "root/.ssh/authorized_keys", mode: sIFREG | 0o600, body: []byte(strings.Join(data.SSHAuthorizedKeys, "\n") + "\n")})
+	}
+	return out
 }
 
 // Render merges dirs (later wins; missing dirs are skipped), renders templates
@@ -94,6 +132,11 @@ func Render(ctx context.Context, dirs []string, data Data, w io.Writer, compress
 			return fmt.Errorf("overlay %s: %w", dir, err)
 		}
 	}
+	for _, b := range builtins(data) {
+		if _, ok := entries[b.rel]; !ok {
+			entries[b.rel] = b
+		}
+	}
 	names := make([]string, 0, len(entries))
 	for n := range entries {
 		names = append(names, n)
@@ -123,6 +166,10 @@ func Render(ctx context.Context, dirs []string, data Data, w io.Writer, compress
 }
 
 func writeEntry(cw *newcWriter, e entry, data Data) error {
+	if e.info == nil {
+		h := header{Name: Prefix + "/" + e.rel, Mode: e.mode, Size: int64(len(e.body))}
+		return cw.WriteEntry(h, bytes.NewReader(e.body))
+	}
 	st, _ := e.info.Sys().(*syscall.Stat_t)
 	h := header{Name: Prefix + "/" + e.rel, Mode: uint32(e.info.Mode().Perm()), Mtime: e.info.ModTime().Unix()}
 	if st != nil {

@@ -135,3 +135,66 @@ func setuidBits(m os.FileMode) uint32 {
 	}
 	return 0
 }
+
+// TestRenderBuiltins: with no template directory at all a node still gets
+// its hostname and root's authorized keys; a template of the same path wins.
+func TestRenderBuiltins(t *testing.T) {
+	if _, err := exec.LookPath("cpio"); err != nil {
+		t.Skip("needs cpio")
+	}
+	custom := t.TempDir()
+	write(t, filepath.Join(custom, "etc/hostname.tmpl"), "{{ .Hostname }}.site\n", 0o644)
+	tests := []struct {
+		name  string
+		dirs  []string
+		keys  []string
+		files map[string]string // path → content; "" = must be absent
+	}{
+		{"bare", nil, nil, map[string]string{"etc/hostname": "nid007\n", "root/.ssh/authorized_keys": ""}},
+		{"keys", nil, []string{"ssh-ed25519 AAAA a", "ssh-rsa BBBB b"},
+			map[string]string{"etc/hostname": "nid007\n", "root/.ssh/authorized_keys": "ssh-ed25519 AAAA a\nssh-rsa BBBB b\n"}},
+		{"template wins", []string{custom}, nil, map[string]string{"etc/hostname": "nid007.site\n"}},
+		{"host keys", nil, nil, map[string]string{"etc/ssh/ssh_host_ed25519_key": "PRIVATE\n", "etc/ssh/ssh_host_ed25519_key.pub": "ssh-ed25519 PUB root@nid007\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			data := Data{Node: "nid007", SSHAuthorizedKeys: tt.keys}
+			if tt.name == "host keys" {
+				data.SSHHostKeys = []HostKey{{Type: "ed25519", Private: []byte("PRIVATE\n"), Public: []byte("ssh-ed25519 PUB root@nid007\n")}}
+			}
+			if err := Render(context.Background(), tt.dirs, data, &buf, "none"); err != nil {
+				t.Fatal(err)
+			}
+			dest := t.TempDir()
+			cmd := exec.Command("cpio", "-idm", "--quiet", "--no-absolute-filenames")
+			cmd.Dir, cmd.Stdin = dest, bytes.NewReader(buf.Bytes())
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("cpio -id: %v\n%s", err, out)
+			}
+			for file, want := range tt.files {
+				got, err := os.ReadFile(filepath.Join(dest, Prefix, file))
+				if want == "" {
+					if err == nil {
+						t.Errorf("%s present: %q", file, got)
+					}
+					continue
+				}
+				if err != nil || string(got) != want {
+					t.Errorf("%s = %q (%v), want %q", file, got, err, want)
+				}
+			}
+			for path, perm := range map[string]os.FileMode{"root/.ssh": 0o700, "etc/ssh/ssh_host_ed25519_key": 0o600} {
+				if _, ok := tt.files[path]; !ok && !(path == "root/.ssh" && len(tt.keys) > 0) {
+					continue
+				}
+				st, err := os.Stat(filepath.Join(dest, Prefix, path))
+				if err != nil {
+					t.Errorf("%s: %v", path, err)
+				} else if st.Mode().Perm() != perm {
+					t.Errorf("%s: mode %o, want %o", path, st.Mode().Perm(), perm)
+				}
+			}
+		})
+	}
+}

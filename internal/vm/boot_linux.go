@@ -26,6 +26,7 @@ type Config struct {
 	// stops the machine. nil = wait for the multi-user console line.
 	Booted  func(ctx context.Context) (bool, error)
 	Console io.Writer     // echo of the serial console; nil = none
+	OnPhase func(PhaseTime) // called as each console phase is first seen; nil = none
 	Timeout time.Duration // 0 = 240 s
 	Log     *slog.Logger
 }
@@ -127,6 +128,9 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 				seen[phase] = true
 				res.Phases = append(res.Phases, PhaseTime{Phase: phase, At: time.Since(start)})
 				log.Info("boot phase", "phase", phase, "at", time.Since(start).Round(100*time.Millisecond))
+				if cfg.OnPhase != nil {
+					cfg.OnPhase(res.Phases[len(res.Phases)-1])
+				}
 			}
 			if failed {
 				res.Failures = append(res.Failures, line)
