@@ -82,4 +82,3 @@ func currentDigests(stateDir string) func(string) string {
 }
 
 func parseMAC(s string) (net.HardwareAddr, error) { return net.ParseMAC(s) }
-

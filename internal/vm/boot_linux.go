@@ -25,9 +25,9 @@ type Config struct {
 	// Booted is polled once a second; true (or an error) ends the boot and
 	// stops the machine. nil = wait for the multi-user console line.
 	Booted  func(ctx context.Context) (bool, error)
-	Console io.Writer     // echo of the serial console; nil = none
+	Console io.Writer       // echo of the serial console; nil = none
 	OnPhase func(PhaseTime) // called as each console phase is first seen; nil = none
-	Timeout time.Duration // 0 = 240 s
+	Timeout time.Duration   // 0 = 240 s
 	Log     *slog.Logger
 }
 
