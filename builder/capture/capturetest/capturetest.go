@@ -116,4 +116,3 @@ func waitPort(t *testing.T, addr string) {
 	}
 	t.Fatalf("%s never listened", addr)
 }
-
