@@ -34,6 +34,11 @@ const (
 	Failed = "failed"
 )
 
+// InitrdDHCP is the phase of the initramfs's own DHCP lease. It is not a
+// state: a lease asked for while the node is in Kernel belongs to the boot
+// under way, so it must not start a new one.
+const InitrdDHCP = "initrd-dhcp"
+
 // States lists every valid state in boot order.
 var States = []string{DHCP, IPXE, Kernel, RootFS, Booted, Failed}
 
@@ -135,6 +140,13 @@ func (s *Store) Report(_ context.Context, node string, r Report) error {
 	if n.Phases == nil {
 		n.Phases = map[string]time.Time{}
 	}
+	if r.State == DHCP && n.State == Kernel {
+		n.Phases[InitrdDHCP], n.Updated = now, now
+		s.dirty = true
+		s.mu.Unlock()
+		s.kickFlush()
+		return nil
+	}
 	if r.State == DHCP {
 		// A new boot begins: earlier phases belong to the previous boot.
 		n.Phases = map[string]time.Time{}
@@ -156,11 +168,16 @@ func (s *Store) Report(_ context.Context, node string, r Report) error {
 	}
 	s.dirty = true
 	s.mu.Unlock()
+	s.kickFlush()
+	return nil
+}
+
+// kickFlush wakes the flusher without blocking.
+func (s *Store) kickFlush() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // Get returns a copy of one node's state.

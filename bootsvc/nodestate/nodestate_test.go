@@ -3,6 +3,7 @@ package nodestate
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +60,17 @@ func TestRecordPhasesAndPersist(t *testing.T) {
 	n, _ = s2.Get("nid001")
 	if len(n.Phases) != 1 {
 		t.Errorf("phases after new boot = %v", n.Phases)
+	}
+	// The initramfs's own lease, right after the kernel, is the same boot.
+	s2.Record(ctx, "nid001", IPXE, "")
+	s2.Record(ctx, "nid001", Kernel, "")
+	s2.Record(ctx, "nid001", DHCP, "initrd")
+	n, _ = s2.Get("nid001")
+	if n.State != Kernel || len(n.Phases) != 4 || n.Phases[InitrdDHCP].IsZero() {
+		t.Errorf("after the initrd lease: state %s phases %v", n.State, n.Phases)
+	}
+	if sum := Summarize(n, "", time.Now()).Phases; !strings.Contains(sum, "kernel 0s, initrd-dhcp 0s") {
+		t.Errorf("summary phases %q", sum)
 	}
 }
 

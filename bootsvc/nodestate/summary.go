@@ -27,14 +27,15 @@ func Summarize(n Node, currentDigest string, now time.Time) Summary {
 	if !n.Updated.IsZero() {
 		s.Since = now.Sub(n.Updated).Round(time.Second).String()
 	}
+	order := []string{DHCP, IPXE, Kernel, InitrdDHCP, RootFS, Booted, Failed}
 	var first time.Time
-	for _, st := range States {
+	for _, st := range order {
 		if t, ok := n.Phases[st]; ok && (first.IsZero() || t.Before(first)) {
 			first = t
 		}
 	}
 	var parts []string
-	for _, st := range States {
+	for _, st := range order {
 		if t, ok := n.Phases[st]; ok {
 			parts = append(parts, fmt.Sprintf("%s %s", st, t.Sub(first).Round(time.Second)))
 		}
