@@ -41,31 +41,8 @@ type testRegistry struct {
 func startRegistry(t *testing.T) *testRegistry {
 	t.Helper()
 	tmp := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	r := &testRegistry{t: t, dir: filepath.Join(tmp, "data"), addr: addr, logPath: filepath.Join(tmp, "registry.log")}
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, r.dir, addr)
-	if err := os.WriteFile(filepath.Join(tmp, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	target, _ := url.Parse("http://" + addr)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	// A killed registry is expected; answer 502 without logging.
-	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+	r := &testRegistry{t: t, dir: filepath.Join(tmp, "data"), logPath: filepath.Join(tmp, "registry.log")}
+	var rp *httputil.ReverseProxy // set below, before the registry starts
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if r.fail.Load() > 0 && r.fail.Add(-1) >= 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -85,6 +62,33 @@ http:
 		}
 	}))
 	t.Cleanup(proxy.Close)
+	// Pick the registry's port only now that the proxy holds its own: picked
+	// earlier, the proxy could be given the same free port and proxy to itself.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	r.addr = addr
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, r.dir, addr)
+	if err := os.WriteFile(filepath.Join(tmp, "config.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := url.Parse("http://" + addr)
+	rp = httputil.NewSingleHostReverseProxy(target)
+	// A killed registry is expected; answer 502 without logging.
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
 	r.Host = strings.TrimPrefix(proxy.URL, "http://")
 	r.Start()
 	t.Cleanup(func() {
