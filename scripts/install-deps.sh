@@ -13,7 +13,7 @@ packages=(
   qemu-system-x86 qemu-utils ipxe-qemu ipxe
   skopeo docker-registry
   openipmi ipmitool
-  isc-dhcp-client busybox tftp-hpa tftpd-hpa dnsmasq
+  isc-dhcp-client busybox tftp-hpa tftpd-hpa dnsmasq ndisc6
   nfs-ganesha nfs-ganesha-vfs
   openssh-server openssh-client
   wrk hyperfine

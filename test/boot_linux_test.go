@@ -377,7 +377,7 @@ func (b *bootNode) restartBoot(t *testing.T, set *images.Entry) {
 		t.Fatal(err)
 	}
 	defer serveLog.Close()
-	argv := []string{b.bin, "--state", b.state, "serve", "--interface", "br0", "--address", "10.53.0.1", "--nfs=false",
+	argv := []string{b.bin, "--state", b.state, "serve", "--interface", "br0", "--address", "10.53.0.1", "--nfs=false", "--ra",
 		"--set", "http.retry_pause=2s"}
 	start := time.Now()
 	restarts := 0

@@ -19,6 +19,7 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/dhcp"
 	"github.com/imgctl/imgctl/bootsvc/httpboot"
 	"github.com/imgctl/imgctl/bootsvc/nfs"
+	"github.com/imgctl/imgctl/bootsvc/ra"
 	"github.com/imgctl/imgctl/bootsvc/tftp"
 )
 
@@ -34,6 +35,7 @@ type Config struct {
 	TFTP    tftp.Config `yaml:"tftp" json:"tftp"`
 	HTTP    HTTP        `yaml:"http" json:"http"`
 	NFS     nfs.Config  `yaml:"nfs" json:"nfs"`
+	RA      ra.Config   `yaml:"ra" json:"ra"`
 }
 
 // HTTP is the "http" section: the HTTP boot server's own settings plus the
@@ -45,7 +47,7 @@ type HTTP struct {
 
 // Default is the configuration `imgctl serve` runs with when given none:
 // DHCP (inventory MACs only), TFTP and HTTP on the auto-detected boot
-// interface; NFS off.
+// interface; NFS and router advertisements off.
 func Default() Config {
 	d := dhcp.Defaults()
 	d.Enabled = true
@@ -56,6 +58,7 @@ func Default() Config {
 		TFTP: t,
 		HTTP: HTTP{Enabled: true, Config: httpboot.Config{Listen: ":8080"}},
 		NFS:  nfs.Config{},
+		RA:   ra.Defaults(),
 	}
 }
 

@@ -37,6 +37,9 @@ func (c *Config) Resolve() error {
 	if c.NFS.Address == "" {
 		c.NFS.Address = c.Address
 	}
+	if c.RA.Interface == "" {
+		c.RA.Interface = c.Interface
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"net"
 	"net/netip"
 	"strconv"
@@ -214,6 +215,13 @@ func isIPXE(req *dhcpv4.DHCPv4) bool {
 		req.Options.Has(dhcpv4.GenericOptionCode(175))
 }
 
+// isFirmware tells PXE or iPXE firmware from an operating system's client:
+// firmware names itself (iPXE's user class or option 175, "PXEClient" vendor
+// class) or states its architecture (option 93).
+func isFirmware(req *dhcpv4.DHCPv4) bool {
+	return isIPXE(req) || strings.HasPrefix(req.ClassIdentifier(), "PXEClient") || len(req.ClientArch()) > 0
+}
+
 // bootFile picks the file for the client's architecture (RFC 4578 §2.1).
 func (s *Server) bootFile(req *dhcpv4.DHCPv4) (file, arch string) {
 	archs := req.ClientArch()
@@ -279,8 +287,13 @@ func (x *exchange) finish(s *Server) handler.Handler4 {
 				if file == "" {
 					file = resp.BootFileNameOption()
 				}
-				detail := fmt.Sprintf("ack %s to %s, boot %s", x.ip, x.mac, file)
-				if err := s.deps.States.Record(x.ctx, x.node.Name, "dhcp", detail); err != nil {
+				// A lease to boot firmware begins a boot; one to an OS client
+				// (the initramfs, or a running node renewing) does not.
+				state, detail := nodestate.DHCP, fmt.Sprintf("ack %s to %s, boot %s", x.ip, x.mac, file)
+				if !isFirmware(req) {
+					state, detail = nodestate.InitrdDHCP, fmt.Sprintf("ack %s to %s (OS client)", x.ip, x.mac)
+				}
+				if err := s.deps.States.Record(x.ctx, x.node.Name, state, detail); err != nil {
 					s.log.Warn("record state failed", "node", x.node.Name, "err", err)
 				}
 			}

@@ -34,9 +34,10 @@ const (
 	Failed = "failed"
 )
 
-// InitrdDHCP is the phase of the initramfs's own DHCP lease. It is not a
-// state: a lease asked for while the node is in Kernel belongs to the boot
-// under way, so it must not start a new one.
+// InitrdDHCP is the phase of the initramfs's own DHCP lease (a lease without
+// a boot file). It is not a state: it only adds its time to the boot under
+// way, and is ignored unless the node is in Kernel, so lease renewals of a
+// running node change nothing.
 const InitrdDHCP = "initrd-dhcp"
 
 // States lists every valid state in boot order.
@@ -127,6 +128,9 @@ func (s *Store) Record(ctx context.Context, node, state, detail string) error {
 
 // Report records a full report for node.
 func (s *Store) Report(_ context.Context, node string, r Report) error {
+	if r.State == InitrdDHCP {
+		return s.initrdLease(node)
+	}
 	if !Valid(r.State) {
 		return fmt.Errorf("node %s: unknown state %q (want one of %v)", node, r.State, States)
 	}
@@ -139,13 +143,6 @@ func (s *Store) Report(_ context.Context, node string, r Report) error {
 	}
 	if n.Phases == nil {
 		n.Phases = map[string]time.Time{}
-	}
-	if r.State == DHCP && n.State == Kernel {
-		n.Phases[InitrdDHCP], n.Updated = now, now
-		s.dirty = true
-		s.mu.Unlock()
-		s.kickFlush()
-		return nil
 	}
 	if r.State == DHCP {
 		// A new boot begins: earlier phases belong to the previous boot.
@@ -166,6 +163,21 @@ func (s *Store) Report(_ context.Context, node string, r Report) error {
 	if r.Reason != "" || r.State == Failed {
 		n.Reason = r.Reason
 	}
+	s.dirty = true
+	s.mu.Unlock()
+	s.kickFlush()
+	return nil
+}
+
+func (s *Store) initrdLease(node string) error {
+	s.mu.Lock()
+	n := s.nodes[node]
+	if n == nil || n.State != Kernel {
+		s.mu.Unlock()
+		return nil
+	}
+	now := s.now().UTC()
+	n.Phases[InitrdDHCP], n.Updated = now, now
 	s.dirty = true
 	s.mu.Unlock()
 	s.kickFlush()

@@ -64,13 +64,26 @@ func TestRecordPhasesAndPersist(t *testing.T) {
 	// The initramfs's own lease, right after the kernel, is the same boot.
 	s2.Record(ctx, "nid001", IPXE, "")
 	s2.Record(ctx, "nid001", Kernel, "")
-	s2.Record(ctx, "nid001", DHCP, "initrd")
+	s2.Record(ctx, "nid001", InitrdDHCP, "initrd")
 	n, _ = s2.Get("nid001")
 	if n.State != Kernel || len(n.Phases) != 4 || n.Phases[InitrdDHCP].IsZero() {
 		t.Errorf("after the initrd lease: state %s phases %v", n.State, n.Phases)
 	}
 	if sum := Summarize(n, "", time.Now()).Phases; !strings.Contains(sum, "kernel 0s, initrd-dhcp 0s") {
 		t.Errorf("summary phases %q", sum)
+	}
+	// A lease renewal of a running node changes nothing; a firmware lease
+	// after a power cycle mid-boot starts a new boot.
+	s2.Record(ctx, "nid001", Booted, "")
+	before, _ := s2.Get("nid001")
+	s2.Record(ctx, "nid001", InitrdDHCP, "renewal")
+	if after, _ := s2.Get("nid001"); after.State != Booted || !after.Updated.Equal(before.Updated) {
+		t.Errorf("a renewal changed a booted node: %+v", after)
+	}
+	s2.Record(ctx, "nid001", Kernel, "")
+	s2.Record(ctx, "nid001", DHCP, "firmware again")
+	if n, _ := s2.Get("nid001"); n.State != DHCP || len(n.Phases) != 1 {
+		t.Errorf("firmware lease after a cycle: state %s phases %v", n.State, n.Phases)
 	}
 }
 

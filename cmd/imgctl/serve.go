@@ -17,6 +17,7 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nfs"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/ra"
 	"github.com/imgctl/imgctl/bootsvc/tftp"
 	"github.com/imgctl/imgctl/images"
 )
@@ -27,7 +28,7 @@ type configFlags struct {
 	sets      []string
 	iface     string
 	address   string
-	switches  map[string]*bool // --dhcp, --tftp, --http, --nfs
+	switches  map[string]*bool // --dhcp, --tftp, --http, --nfs, --ra
 	switchSet []string
 }
 
@@ -37,7 +38,7 @@ func (f *configFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.iface, "interface", "", "boot interface (default: the first non-loopback one with IPv4)")
 	c.Flags().StringVar(&f.address, "address", "", "boot server IPv4 address (default: the interface's first)")
 	f.switches = map[string]*bool{}
-	for _, s := range []string{"dhcp", "tftp", "http", "nfs"} {
+	for _, s := range []string{"dhcp", "tftp", "http", "nfs", "ra"} {
 		f.switches[s] = c.Flags().Bool(s, false, "enable or disable the "+s+" server (--"+s+"=false)")
 	}
 }
@@ -147,8 +148,15 @@ func serve(ctx context.Context, g *globals, cfg config.Config, log *slog.Logger)
 		}
 		eg.Go(func() error { return t.Run(ctx) })
 	}
+	if cfg.RA.Enabled {
+		r, err := ra.New(cfg.RA, log)
+		if err != nil {
+			return err
+		}
+		eg.Go(func() error { return r.Run(ctx) })
+	}
 	log.Info("serving", "interface", cfg.Interface, "address", cfg.Address, "dhcp", cfg.DHCP.Enabled, "tftp", cfg.TFTP.Enabled,
-		"http", cfg.HTTP.Enabled, "nfs", cfg.NFS.Enabled, "nodes", invStore.Snapshot().Len())
+		"http", cfg.HTTP.Enabled, "nfs", cfg.NFS.Enabled, "ra", cfg.RA.Enabled, "nodes", invStore.Snapshot().Len())
 	// Servers return nil when ctx ends; the first error cancels ctx for all.
 	err = eg.Wait()
 	if err := states.Flush(); err != nil {
