@@ -164,6 +164,61 @@ func TestRealClients(t *testing.T) {
 			}
 		})
 	}
+	// Raw requests a client library would not send: each must get a TFTP
+	// ERROR (opcode 5) or nothing, never data, and the server must live on.
+	for _, tc := range []struct {
+		name, pkt string
+		wantError bool // an ERROR must come back (else: ERROR or silence)
+	}{
+		{"mail mode", "\x00\x01hello.txt\x00mail\x00", true},
+		{"unknown mode", "\x00\x01hello.txt\x00bogus\x00", true},
+		{"no mode", "\x00\x01hello.txt\x00", true},
+		{"write with bad mode", "\x00\x02upload\x00mail\x00", true},
+		{"unknown opcode", "\x00\x09hello.txt\x00octet\x00", false},
+		{"truncated", "\x00", false},
+	} {
+		t.Run("raw "+tc.name, func(t *testing.T) {
+			var reply []byte
+			err := p.cli.Do(func() error {
+				// Unconnected: a TFTP server answers from a new port (the transfer ID).
+				c, err := net.ListenPacket("udp4", "10.41.3.2:0")
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				if _, err := c.WriteTo([]byte(tc.pkt), &net.UDPAddr{IP: net.IPv4(10, 41, 3, 1), Port: 69}); err != nil {
+					return err
+				}
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				buf := make([]byte, 1024)
+				n, _, err := c.ReadFrom(buf)
+				if err == nil {
+					reply = buf[:n]
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(reply) >= 2 && reply[1] != 5 {
+				t.Fatalf("reply opcode %d (% x), want an ERROR or no reply", reply[1], reply)
+			}
+			if tc.wantError && (len(reply) < 4 || reply[1] != 5) {
+				t.Fatalf("reply %q, want a TFTP ERROR", reply)
+			}
+			t.Logf("reply: %q", reply)
+			if got, msg := tftpGet(t, "hello.txt"); string(got) != "hello from the root\n" {
+				t.Fatalf("server unusable after %s: %q %s", tc.name, got, msg)
+			}
+		})
+	}
+	t.Run("netascii mode", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "out")
+		msg, err := p.cli.Command(ctx, "tftp", "-m", "ascii", "10.41.3.1", "-c", "get", "hello.txt", out).CombinedOutput()
+		if b, _ := os.ReadFile(out); err != nil || string(b) != "hello from the root\n" {
+			t.Fatalf("netascii get: %q (%v) %s", b, err, msg)
+		}
+	})
 	t.Run("write refused", func(t *testing.T) {
 		src := filepath.Join(t.TempDir(), "upload")
 		os.WriteFile(src, []byte("x"), 0o644)

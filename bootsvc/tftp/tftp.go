@@ -163,7 +163,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("listening", "addr", conn.LocalAddr().String(), "single_port", s.cfg.SinglePort)
-	err := srv.Serve(conn)
+	err := srv.Serve(modeFilter{PacketConn: conn, log: s.log})
 	conn.Close()
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("tftp: %w", err)
