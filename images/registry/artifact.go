@@ -65,18 +65,30 @@ type setFile struct {
 // not part of the published set (it is published under its own tag).
 const signatureFile = "signature.json"
 
-// setFiles lists every regular file of an installed set with its digest. The
-// digests of kernel, initramfs and root image come from the manifest (already
-// verified on install); other files (manifest.json, overlay templates) are
-// hashed here. Subdirectories are refused: a set is flat.
-func setFiles(ctx context.Context, e *images.Entry) ([]setFile, error) {
+// setFiles lists the files of an installed set with their digests, as they
+// are published. The digests of kernel, initramfs and root image come from
+// the manifest (already verified on install); other files (manifest.json)
+// are hashed here. The overlay/ directory travels as overlayTar, packed into
+// a temp file that done removes. Other subdirectories are refused.
+func setFiles(ctx context.Context, e *images.Entry) (files []setFile, done func(), err error) {
+	var temps []string
+	cleanup := func() {
+		for _, t := range temps {
+			os.Remove(t)
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
 	known := map[string]images.Artifact{}
 	for _, a := range e.Manifest.Artifacts {
 		known[a.File] = a
 	}
 	des, err := os.ReadDir(e.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("read artifact set: %w", err)
+		return nil, nil, fmt.Errorf("read artifact set: %w", err)
 	}
 	var out []setFile
 	for _, de := range des {
@@ -85,12 +97,22 @@ func setFiles(ctx context.Context, e *images.Entry) ([]setFile, error) {
 			continue
 		}
 		p := filepath.Join(e.Dir, name)
-		if !de.Type().IsRegular() {
-			return nil, fmt.Errorf("artifact set %s: %s is not a regular file", e.Dir, name)
+		if de.IsDir() && name == overlayDir {
+			tarPath, err := packOverlay(p)
+			if err != nil {
+				return nil, nil, fmt.Errorf("artifact set %s: pack %s: %w", e.Dir, name, err)
+			}
+			if tarPath == "" {
+				continue // no templates: nothing to send
+			}
+			temps = append(temps, tarPath)
+			name, p = overlayTar, tarPath
+		} else if !de.Type().IsRegular() || name == overlayTar {
+			return nil, nil, fmt.Errorf("artifact set %s: %s is not a regular file", e.Dir, name)
 		}
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		f := setFile{Name: name, Path: p, Size: st.Size()}
 		if a, ok := known[name]; ok && a.Size == st.Size() {
@@ -98,15 +120,18 @@ func setFiles(ctx context.Context, e *images.Entry) ([]setFile, error) {
 		} else {
 			d, err := hashFile(ctx, p)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			f.Digest = d
 		}
 		out = append(out, f)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return out, cleanup, nil
 }
+
+// overlayDir is the set's template directory (images/artifacts.OverlayDir).
+const overlayDir = "overlay"
 
 func hashFile(ctx context.Context, path string) (digest.Digest, error) {
 	f, err := os.Open(path)

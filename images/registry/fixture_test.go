@@ -17,6 +17,7 @@ import (
 	"go.podman.io/storage"
 
 	"github.com/imgctl/imgctl/images"
+	"github.com/imgctl/imgctl/images/registry"
 	"github.com/imgctl/imgctl/internal/cstore"
 )
 
@@ -88,7 +89,7 @@ func imageDigest(img *storage.Image) string {
 }
 
 // writeSet installs a small artifact set (random "kernel", "initramfs", a
-// 2.5 MiB "root image" in 1 MiB pieces, an overlay template archive) for img
+// 2.5 MiB "root image" in 1 MiB pieces, overlay templates) for img
 // into state, as images/artifacts.Build would.
 func writeSet(t *testing.T, ctx context.Context, state, name, digest string) *images.Entry {
 	t.Helper()
@@ -116,8 +117,9 @@ func writeSetSized(t *testing.T, ctx context.Context, state, name, digest string
 		{images.Kernel, "vmlinuz", 64 << 10},
 		{images.Initramfs, "initramfs.img", 128 << 10},
 		{images.RootFS, "rootfs.squashfs", rootSize},
-		{"", "overlay.tar", 3 << 10},
 	}
+	// Overlay templates, as artifacts.Build copies them from the image.
+	registry.WriteTestOverlay(t, dir)
 	for _, f := range files {
 		b := make([]byte, f.size)
 		rand.Read(b)

@@ -94,9 +94,11 @@ func (c *Client) Publish(ctx context.Context, req PublishRequest) (*PublishResul
 	}
 	var files []setFile
 	if set != nil {
-		if files, err = setFiles(ctx, set); err != nil {
+		var done func()
+		if files, done, err = setFiles(ctx, set); err != nil {
 			return nil, err
 		}
+		defer done()
 	} else if li.labels[images.LabelBoot] != "" {
 		return nil, fmt.Errorf("image %s is bootable but has no boot artifacts in the state directory: flatten it first", req.Image)
 	}

@@ -241,6 +241,10 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 	}
 	for _, l := range am.Layers {
 		file := l.Annotations[v1.AnnotationTitle]
+		// Titles come from the registry: plain names in the set, nothing else.
+		if file == "" || file != filepath.Base(file) || strings.HasPrefix(file, ".") || file == signatureFile {
+			return nil, &VerifyError{"artifact manifest", fmt.Errorf("layer title %q is not a file name", file)}
+		}
 		err := c.withRetry(ctx, "fetch "+file, func() error {
 			f, err := os.OpenFile(filepath.Join(staged, file), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 			if err != nil {
@@ -261,6 +265,15 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 	}
 	if p != nil {
 		p.Wait()
+	}
+	if _, err := os.Stat(filepath.Join(staged, overlayTar)); err == nil {
+		// Its digest was checked on fetch (and against the signature above).
+		if err := unpackOverlay(filepath.Join(staged, overlayTar), filepath.Join(staged, overlayDir)); err != nil {
+			return nil, &VerifyError{overlayTar, err}
+		}
+		if err := os.Remove(filepath.Join(staged, overlayTar)); err != nil {
+			return nil, err
+		}
 	}
 	m, err := images.ReadManifest(filepath.Join(staged, images.ManifestFile))
 	if err != nil {

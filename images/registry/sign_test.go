@@ -23,14 +23,11 @@ func smallSet(t *testing.T) *images.Entry {
 		t.Fatal(err)
 	}
 	m := images.Manifest{Version: images.ManifestVersion, Name: "tiny", ImageDigest: "sha256:1234", Artifacts: map[string]images.Artifact{}, Root: images.RootImage{PieceSize: 1 << 10}}
-	for kind, file := range map[string]string{images.Kernel: "vmlinuz", images.Initramfs: "initramfs.img", images.RootFS: "rootfs.squashfs", "": "overlay.tar"} {
+	for kind, file := range map[string]string{images.Kernel: "vmlinuz", images.Initramfs: "initramfs.img", images.RootFS: "rootfs.squashfs"} {
 		b := make([]byte, 3000)
 		rand.Read(b)
 		if err := os.WriteFile(filepath.Join(dir, file), b, 0o644); err != nil {
 			t.Fatal(err)
-		}
-		if kind == "" {
-			continue
 		}
 		f, _ := os.Open(filepath.Join(dir, file))
 		pieces, sum, err := images.HashPieces(ctx, f, m.Root.PieceSize)
@@ -47,6 +44,7 @@ func smallSet(t *testing.T) *images.Entry {
 	if err := os.WriteFile(filepath.Join(dir, images.ManifestFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	writeOverlay(t, dir)
 	e, err := s.Install(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -56,10 +54,11 @@ func smallSet(t *testing.T) *images.Entry {
 
 func signSet(t *testing.T, e *images.Entry, key ed25519.PrivateKey) {
 	t.Helper()
-	files, err := setFiles(context.Background(), e)
+	files, done, err := setFiles(context.Background(), e)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer done()
 	sig, err := sign(Payload{Name: e.Manifest.Name, ImageDigest: "sha256:abcd", Files: filesMap(files)}, key)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +85,7 @@ func TestVerifySignature(t *testing.T) {
 			os.WriteFile(filepath.Join(e.Dir, "evil.sh"), []byte("x"), 0o644)
 		}, pub, false},
 		{"changed overlay", func(t *testing.T, e *images.Entry) {
-			os.WriteFile(filepath.Join(e.Dir, "overlay.tar"), []byte("changed"), 0o644)
+			os.WriteFile(filepath.Join(e.Dir, "overlay", "etc/motd.tmpl"), []byte("changed"), 0o644)
 		}, pub, false},
 		{"changed manifest", func(t *testing.T, e *images.Entry) {
 			e.Manifest.Cmdline = "init=/bin/sh"
