@@ -169,7 +169,13 @@ func overlay(dst *Settings, src Settings) {
 		dst.SSHKeys = src.SSHKeys
 	}
 	if src.BMC != nil {
-		dst.BMC = src.BMC
+		// Field by field: a group gives user and protocol, the node its address.
+		b := BMC{}
+		if dst.BMC != nil {
+			b = *dst.BMC
+		}
+		mergeBMC(&b, src.BMC)
+		dst.BMC = &b
 	}
 	if len(src.Vars) > 0 {
 		v := map[string]string{}
@@ -180,6 +186,21 @@ func overlay(dst *Settings, src Settings) {
 			v[k] = x
 		}
 		dst.Vars = v
+	}
+}
+
+func mergeBMC(dst, src *BMC) {
+	set := func(d *string, v string) {
+		if v != "" {
+			*d = v
+		}
+	}
+	set(&dst.Address, src.Address)
+	set(&dst.Protocol, src.Protocol)
+	set(&dst.User, src.User)
+	set(&dst.Password, src.Password)
+	if src.Insecure {
+		dst.Insecure = true
 	}
 }
 

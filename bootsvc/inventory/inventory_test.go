@@ -67,3 +67,33 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestBMCMergesFieldByField: a group's BMC user and protocol reach a node
+// that only gives its BMC address; the node's own fields win.
+func TestBMCMergesFieldByField(t *testing.T) {
+	inv, err := Parse("nodes.yaml", []byte(`groups:
+  compute: {bmc: {user: admin, protocol: ipmi, insecure: true}}
+nodes:
+  nid001: {groups: [compute], bmc: {address: 10.0.9.1}}
+  nid002: {groups: [compute], bmc: {address: 10.0.9.2, protocol: redfish}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		node string
+		want BMC
+	}{
+		{"nid001", BMC{Address: "10.0.9.1", Protocol: "ipmi", User: "admin", Insecure: true}},
+		{"nid002", BMC{Address: "10.0.9.2", Protocol: "redfish", User: "admin", Insecure: true}},
+	} {
+		n, _ := inv.Node(tt.node)
+		if n.BMC == nil || *n.BMC != tt.want {
+			t.Errorf("%s: BMC %+v, want %+v", tt.node, n.BMC, tt.want)
+		}
+	}
+	// Merging must not write through to the group.
+	if g, _ := inv.Group("compute"); g.BMC.Address != "" {
+		t.Errorf("group BMC changed: %+v", g.BMC)
+	}
+}

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 
 	"github.com/imgctl/imgctl/bootsvc/bmc"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
-	"github.com/imgctl/imgctl/internal/atomicfile"
 	"github.com/imgctl/imgctl/internal/hostlist"
 )
 
@@ -163,47 +159,39 @@ func printProposals(p interface {
 	return p.Table(props, []string{"NODE", "BMC", "SYSTEM", "MACS", "STATUS"}, rows)
 }
 
-// applyProposals adds the good proposals to the inventory file (created if
-// absent) with one atomic write. A name already in the inventory is an error
-// and nothing is written. No password is ever stored by discovery.
+// applyProposals adds the good proposals to the inventory (created if
+// absent) in one locked, atomic write. A name already in the inventory is an
+// error and nothing is written. No password is ever stored by discovery.
 func applyProposals(path string, props []proposal, group, user string, insecure bool) (int, error) {
-	f, err := readInventoryFile(path)
-	mode := os.FileMode(0o600)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		f = &inventory.File{}
-	case err != nil:
-		return 0, err
-	default:
-		if fi, err := os.Stat(path); err == nil {
-			mode = fi.Mode().Perm()
-		}
-	}
-	if f.Nodes == nil {
-		f.Nodes = map[string]*inventory.Node{}
-	}
 	added := 0
-	for _, pr := range props {
-		if pr.Error != "" || pr.Node == "" {
-			continue
+	_, err := inventory.Modify(path, func(inv *inventory.Inventory) error {
+		if _, ok := inv.Group(group); group != "" && !ok {
+			// Nodes may only join groups that exist; an empty one is a start.
+			if err := inv.PutGroup(group, inventory.Group{}); err != nil {
+				return err
+			}
 		}
-		if _, ok := f.Nodes[pr.Node]; ok {
-			return 0, fmt.Errorf("inventory %s: node %s already exists (BMC %s); nothing written", path, pr.Node, pr.BMC)
+		for _, pr := range props {
+			if pr.Error != "" || pr.Node == "" {
+				continue
+			}
+			if _, ok := inv.Raw(pr.Node); ok {
+				return fmt.Errorf("inventory %s: node %s already exists (BMC %s); nothing written", path, pr.Node, pr.BMC)
+			}
+			n := inventory.Node{Name: pr.Node, MACs: pr.MACs}
+			if group != "" {
+				n.Groups = []string{group}
+			}
+			n.BMC = &inventory.BMC{Address: pr.BMC, Protocol: bmc.Redfish, User: user, Insecure: insecure}
+			if err := inv.Put(n); err != nil {
+				return err
+			}
+			added++
 		}
-		n := &inventory.Node{Name: pr.Node, MACs: pr.MACs}
-		if group != "" {
-			n.Groups = []string{group}
-		}
-		n.BMC = &inventory.BMC{Address: pr.BMC, Protocol: bmc.Redfish, User: user, Insecure: insecure}
-		f.Nodes[pr.Node] = n
-		added++
-	}
-	data, err := yaml.Marshal(f)
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("inventory %s: %w", path, err)
-	}
-	if err := atomicfile.WriteFile(path, data, mode); err != nil {
-		return 0, fmt.Errorf("inventory %s: %w", path, err)
+		return 0, err
 	}
 	return added, nil
 }

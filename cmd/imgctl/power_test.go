@@ -17,6 +17,7 @@ import (
 
 	"github.com/imgctl/imgctl/bootsvc/bmc"
 	"github.com/imgctl/imgctl/bootsvc/bmc/bmctest"
+	"github.com/imgctl/imgctl/bootsvc/inventory"
 )
 
 // runCLI runs imgctl in-process and returns stdout, stderr and the error.
@@ -117,7 +118,8 @@ nodes:
 // recorded-fixture Redfish BMCs (self-signed TLS, --insecure) and one dead one.
 func TestDiscoverRedfishCLI(t *testing.T) {
 	_, a := bmctest.NewRedfishFixture(t, true)
-	_, b := bmctest.NewRedfishFixture(t, true)
+	fb, b := bmctest.NewRedfishFixture(t, true)
+	fb.SetMACs("52:54:00:BB:00:01", "52:54:00:BB:00:02") // another machine, other NICs
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -141,12 +143,12 @@ func TestDiscoverRedfishCLI(t *testing.T) {
 	if len(props) != 3 || props[0].Node != "nid001" || props[1].Node != "nid002" || props[2].Error == "" {
 		t.Errorf("proposals: %+v", props)
 	}
-	f, err := readInventoryFile(inv)
+	loaded, err := inventory.Load(inv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := f.Nodes["nid002"]
-	if n == nil || strings.Join(n.MACs, ",") != "52:54:00:aa:00:01,52:54:00:aa:00:02" || n.BMC.Address != host(b.URL) || !n.BMC.Insecure || n.Groups[0] != "compute" {
+	n, ok := loaded.Raw("nid002")
+	if !ok || strings.Join(n.MACs, ",") != "52:54:00:bb:00:01,52:54:00:bb:00:02" || n.BMC.Address != host(b.URL) || !n.BMC.Insecure || n.Groups[0] != "compute" {
 		t.Errorf("applied nid002: %+v", n)
 	}
 	data, _ := os.ReadFile(inv)

@@ -51,6 +51,14 @@ func NewRedfishFixture(t testing.TB, tlsServer bool) (*RedfishFixture, *httptest
 	return f, srv
 }
 
+// SetMACs changes the NIC MACs the system reports (two fixtures standing for
+// two machines must not report the same ones).
+func (f *RedfishFixture) SetMACs(macs ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.macs = macs
+}
+
 // FixtureState is what a test checks after driving the fixture.
 type FixtureState struct {
 	Power, BootTarget, BootOnce string
