@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -106,7 +105,6 @@ func startDockerRegistry(t *testing.T) string {
 	}
 	cmd := exec.Command("docker-registry", "serve", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with a timed-out test binary
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,363 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+
+	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/images"
+	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/testenv"
+)
+
+// TestLoad200NodesThroughServe is a mass reboot against the real `imgctl
+// serve`: 200 simulated nodes in a client namespace each get their lease by a
+// full DHCP exchange (as iPXE, so the lease carries the script URL), then
+// fetch their iPXE script, kernel, initramfs and overlay all at once from
+// their leased address. Every step must succeed; timings are reported (and
+// written to bench/results/load_serve.json under make bench).
+func TestLoad200NodesThroughServe(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommands(t, "ip")
+	const nodes = 200
+	bin := imgctl(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	state := t.TempDir()
+	writeSmallSet(t, ctx, state, "loadimg")
+	macs := make([]string, nodes)
+	for i := range macs {
+		macs[i] = fmt.Sprintf("02:42:01:00:%02x:%02x", i>>8, i&0xff)
+	}
+	macFile := filepath.Join(state, "macs.txt")
+	os.WriteFile(macFile, []byte(strings.Join(macs, "\n")+"\n"), 0o644)
+	if out, err := exec.Command(bin, "--state", state, "-q", "node", "add", "load[001-200]", "--mac-file", macFile,
+		"--ip", "10.42.1.[1-200]", "--netmask", "255.255.0.0", "--image", "loadimg", "--mode", "live").CombinedOutput(); err != nil {
+		t.Fatalf("node add: %v: %s", err, out)
+	}
+
+	srv, err := netns.New(ctx, netns.UniqueName("ldS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cli, err := netns.New(ctx, netns.UniqueName("ldC"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	sIf, cIf := netns.UniqueName("lds"), netns.UniqueName("ldc")
+	if err := netns.Veth(ctx, srv, sIf, "10.42.0.1/16", cli, cIf, "10.42.0.2/16"); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(state, "serve.log")
+	logf, _ := os.Create(logPath)
+	defer logf.Close()
+	serve := srv.Command(context.Background(), bin, "--state", state, "serve", "--interface", sIf, "--address", "10.42.0.1", "--tftp=false")
+	serve.Stdout, serve.Stderr = logf, logf
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		serve.Process.Signal(syscall.SIGTERM)
+		serve.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("serve log (tail):\n%s", tailString(string(b), 3000))
+		}
+	})
+	waitListening(t, ctx, cli, "http://10.42.0.1:8080/metrics")
+
+	// Phase 1: DHCP, 200 full exchanges, 50 in flight.
+	gen := newDHCPGen(t, cli, cIf)
+	leases := make([]string, nodes)
+	scripts := make([]string, nodes)
+	var fails []string
+	var mu sync.Mutex
+	fail := func(i int, err error) { mu.Lock(); fails = append(fails, fmt.Sprintf("load%03d: %v", i+1, err)); mu.Unlock() }
+	start := time.Now()
+	parallel(nodes, 50, func(i int) {
+		mac, _ := net.ParseMAC(macs[i])
+		ipxe := dhcpv4.WithUserClass("iPXE", false)
+		d, _ := dhcpv4.NewDiscovery(mac, dhcpv4.WithBroadcast(true), ipxe)
+		offer, err := gen.ask(ctx, d, dhcpv4.MessageTypeOffer)
+		if err != nil {
+			fail(i, err)
+			return
+		}
+		req, _ := dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithBroadcast(true), ipxe)
+		ack, err := gen.ask(ctx, req, dhcpv4.MessageTypeAck)
+		if err != nil {
+			fail(i, err)
+			return
+		}
+		leases[i], scripts[i] = ack.YourIPAddr.String(), ack.BootFileNameOption()
+	})
+	dhcpWall := time.Since(start)
+	if len(fails) > 0 {
+		t.Fatalf("%d DHCP failures, first %v", len(fails), fails[:min(5, len(fails))])
+	}
+	for i, ip := range leases {
+		if want := fmt.Sprintf("10.42.1.%d", i+1); ip != want || !strings.Contains(scripts[i], "/ipxe?mac=") {
+			t.Fatalf("load%03d leased %s with boot file %q, want %s and the script URL", i+1, ip, scripts[i], want)
+		}
+	}
+
+	// Phase 2: every node takes its leased address and fetches everything.
+	var batch bytes.Buffer
+	for _, ip := range leases {
+		fmt.Fprintf(&batch, "addr add %s/16 dev %s\n", ip, cIf)
+	}
+	add := exec.CommandContext(ctx, "ip", "-n", cli.Name, "-batch", "-")
+	add.Stdin = &batch
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ip -batch: %v: %s", err, out)
+	}
+	var lat []time.Duration
+	start = time.Now()
+	parallel(nodes, nodes, func(i int) {
+		c := nsClient(cli, leases[i])
+		get := func(u string) ([]byte, error) {
+			t0 := time.Now()
+			req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("%s: %s", u, resp.Status)
+			}
+			mu.Lock()
+			lat = append(lat, time.Since(t0))
+			mu.Unlock()
+			return b, err
+		}
+		script, err := get(strings.ReplaceAll(scripts[i], "${net0/mac}", url.QueryEscape(macs[i])))
+		if err != nil {
+			fail(i, err)
+			return
+		}
+		var urls []string
+		for _, l := range strings.Split(string(script), "\n") {
+			if f := strings.Fields(l); len(f) >= 4 && (f[0] == "kernel" || f[0] == "initrd") && f[1] == "--name" {
+				urls = append(urls, f[3])
+			}
+		}
+		if len(urls) != 3 {
+			fail(i, fmt.Errorf("script downloads %q", urls))
+			return
+		}
+		var wg sync.WaitGroup
+		for _, u := range urls {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if b, err := get(u); err != nil || len(b) == 0 {
+					fail(i, fmt.Errorf("%s: %d bytes, %v", u, len(b), err))
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	httpWall := time.Since(start)
+	if len(fails) > 0 {
+		t.Fatalf("%d fetch failures, first %v", len(fails), fails[:min(5, len(fails))])
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(q float64) float64 { return lat[int(q*float64(len(lat)-1))].Seconds() * 1000 }
+	figures := map[string]any{"nodes": nodes, "dhcp_exchanges": 2 * nodes, "dhcp_wall_s": dhcpWall.Seconds(),
+		"http_requests": len(lat), "http_wall_s": httpWall.Seconds(), "http_p50_ms": pct(0.5), "http_p99_ms": pct(0.99), "failures": 0}
+	t.Logf("load through imgctl serve: %v", figures)
+
+	// The service recorded every node: lease, script, kernel.
+	serve.Process.Signal(syscall.SIGTERM)
+	serve.Wait()
+	st, err := nodestate.Open(state, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.Counts()[nodestate.Kernel]; c != nodes {
+		t.Errorf("%d nodes in state kernel, want %d (%v)", c, nodes, st.Counts())
+	}
+	if os.Getenv("IMGCTL_BENCH") != "" {
+		dir := os.Getenv("IMGCTL_BENCH_DIR")
+		if dir == "" {
+			dir = filepath.Join(repoRoot(), "bench", "results")
+		}
+		b, _ := json.MarshalIndent(figures, "", "  ")
+		os.WriteFile(filepath.Join(dir, "load_serve.json"), append(b, '\n'), 0o644)
+	}
+}
+
+// parallel runs fn(0..n-1) with at most w at once.
+func parallel(n, w int, fn func(i int)) {
+	sem := make(chan struct{}, w)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// nsClient is an HTTP client whose connections are made inside ns from
+// local: a socket keeps the namespace of the thread that made it.
+func nsClient(ns *netns.NS, local string) *http.Client {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := ns.Do(func() (err error) {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 10 * time.Second}
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+	return &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: false}, Timeout: 60 * time.Second}
+}
+
+// dhcpGen runs many DHCP exchanges from one client socket, matching replies
+// to exchanges by transaction ID.
+type dhcpGen struct {
+	conn    net.PacketConn
+	mu      sync.Mutex
+	waiting map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4
+}
+
+func newDHCPGen(t *testing.T, ns *netns.NS, ifname string) *dhcpGen {
+	var conn net.PacketConn
+	if err := ns.Do(func() (err error) {
+		conn, err = server4.NewIPv4UDPConn(ifname, &net.UDPAddr{Port: dhcpv4.ClientPort})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	g := &dhcpGen{conn: conn, waiting: map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m, err := dhcpv4.FromBytes(buf[:n])
+			if err != nil || m.OpCode != dhcpv4.OpcodeBootReply {
+				continue
+			}
+			g.mu.Lock()
+			ch := g.waiting[m.TransactionID]
+			g.mu.Unlock()
+			if ch != nil {
+				select {
+				case ch <- m:
+				default:
+				}
+			}
+		}
+	}()
+	return g
+}
+
+// ask broadcasts m and waits for a reply of type want (3 tries, 2 s each).
+func (g *dhcpGen) ask(ctx context.Context, m *dhcpv4.DHCPv4, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
+	ch := make(chan *dhcpv4.DHCPv4, 4)
+	g.mu.Lock()
+	g.waiting[m.TransactionID] = ch
+	g.mu.Unlock()
+	defer func() { g.mu.Lock(); delete(g.waiting, m.TransactionID); g.mu.Unlock() }()
+	for try := 0; try < 3; try++ {
+		if _, err := g.conn.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ServerPort}); err != nil {
+			return nil, err
+		}
+		timeout := time.After(2 * time.Second)
+	wait:
+		for {
+			select {
+			case r := <-ch:
+				if r.MessageType() == want {
+					return r, nil
+				}
+			case <-timeout:
+				break wait
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return nil, fmt.Errorf("no %s for %s", want, m.ClientHWAddr)
+}
+
+// writeSmallSet installs a small valid artifact set (random kernel,
+// initramfs and a 2 MiB root image in 1 MiB pieces) named name into state.
+func writeSmallSet(t *testing.T, ctx context.Context, state, name string) {
+	t.Helper()
+	store := images.NewStore(state)
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	dir, err := store.Stage(name, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := images.Manifest{Version: images.ManifestVersion, Name: name, ImageDigest: digest, KernelVersion: "6.1.0-load",
+		Cmdline: "console=ttyS0", Created: time.Now().UTC().Truncate(time.Second), Artifacts: map[string]images.Artifact{},
+		Root: images.RootImage{Format: "squashfs", Compression: "zstd", PieceSize: 1 << 20}}
+	for kind, f := range map[string]struct {
+		file string
+		size int
+	}{images.Kernel: {"vmlinuz", 256 << 10}, images.Initramfs: {"initramfs.img", 512 << 10}, images.RootFS: {"rootfs.squashfs", 2 << 20}} {
+		b := make([]byte, f.size)
+		rand.Read(b)
+		if err := os.WriteFile(filepath.Join(dir, f.file), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pieces, sum, err := images.HashPieces(ctx, bytes.NewReader(b), m.Root.PieceSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Artifacts[kind] = images.Artifact{File: f.file, Size: int64(f.size), SHA256: sum}
+		if kind == images.RootFS {
+			m.Root.Pieces = pieces
+		}
+	}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, images.ManifestFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Install(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetCurrent(name, digest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
