@@ -93,7 +93,11 @@ func TestLoad200NodesThroughServe(t *testing.T) {
 	scripts := make([]string, nodes)
 	var fails []string
 	var mu sync.Mutex
-	fail := func(i int, err error) { mu.Lock(); fails = append(fails, fmt.Sprintf("load%03d: %v", i+1, err)); mu.Unlock() }
+	fail := func(i int, err error) {
+		mu.Lock()
+		fails = append(fails, fmt.Sprintf("load%03d: %v", i+1, err))
+		mu.Unlock()
+	}
 	start := time.Now()
 	parallel(nodes, 50, func(i int) {
 		mac, _ := net.ParseMAC(macs[i])
