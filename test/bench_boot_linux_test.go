@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgctl/imgctl/internal/testenv"
 	"github.com/imgctl/imgctl/internal/vm"
 )
 
@@ -22,11 +21,7 @@ func TestBenchBoot(t *testing.T) {
 	if os.Getenv("IMGCTL_BENCH") == "" {
 		t.Skip("benchmark: run with IMGCTL_BENCH=1 (make bench)")
 	}
-	testenv.RequireRoot(t)
-	testenv.RequireCommands(t, "qemu-system-x86_64", "ip", "ssh-keygen", "ganesha.nfsd")
-	if _, err := os.Stat(vm.DefaultROM); err != nil {
-		t.Skipf("no iPXE ROM: %v", err)
-	}
+	requireVM(t, "ssh-keygen", "ganesha.nfsd")
 	bin := imgctl(t)
 	set := bootArtifacts(t)
 	keyDir := t.TempDir()

@@ -50,11 +50,7 @@ var bootSlots = make(chan struct{}, 2)
 // with the inventory hostname; a root image corrupted on the server must
 // never be booted; a boot service restarted mid-boot must not strand a node.
 func TestBootVM(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireCommands(t, "qemu-system-x86_64", "ip", "mmdebstrap", "mksquashfs", "ssh-keygen")
-	if _, err := os.Stat(vm.DefaultROM); err != nil {
-		t.Skipf("no iPXE ROM: %v", err)
-	}
+	requireVM(t, "mmdebstrap", "mksquashfs", "ssh-keygen")
 	bin := imgctl(t)
 	var set *images.Entry
 	t.Run("fixture", func(t *testing.T) { set = bootArtifacts(t) })
@@ -128,6 +124,17 @@ func TestBootVM(t *testing.T) {
 			b.corruptAfterVerifyBoot(t, set)
 		})
 	})
+}
+
+// requireVM skips a test that boots QEMU guests where that cannot work:
+// not root, no QEMU or ip, no iPXE ROM; extra names further commands.
+func requireVM(t *testing.T, extra ...string) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	testenv.RequireCommands(t, append([]string{"qemu-system-x86_64", "ip"}, extra...)...)
+	if _, err := os.Stat(vm.DefaultROM); err != nil {
+		t.Skipf("no iPXE ROM: %v", err)
+	}
 }
 
 // bootArtifacts builds boot-tiny and its boot artifacts into the shared test

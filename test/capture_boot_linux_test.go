@@ -14,7 +14,6 @@ import (
 	"github.com/imgctl/imgctl/builder/capture/capturetest"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/internal/testenv"
-	"github.com/imgctl/imgctl/internal/vm"
 )
 
 // TestCaptureThenBoot is the golden-node workflow end to end with the CLI:
@@ -23,11 +22,7 @@ import (
 // boot a QEMU node from it: the node must reach `booted` and its console must
 // show the hand-made change running.
 func TestCaptureThenBoot(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireCommands(t, "qemu-system-x86_64", "ip", "mksquashfs", "ssh-keygen")
-	if _, err := os.Stat(vm.DefaultROM); err != nil {
-		t.Skipf("no iPXE ROM: %v", err)
-	}
+	requireVM(t, "mksquashfs", "ssh-keygen")
 	bin := imgctl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 
+	"github.com/imgctl/imgctl/bootsvc/dhcp/dhcptest"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/internal/netns"
@@ -88,7 +88,8 @@ func TestLoad200NodesThroughServe(t *testing.T) {
 	waitListening(t, ctx, cli, "http://10.42.0.1:8080/metrics")
 
 	// Phase 1: DHCP, 200 full exchanges, 50 in flight.
-	gen := newDHCPGen(t, cli, cIf)
+	gen := dhcptest.New(t, cli, cIf)
+	gen.Wait = 2 * time.Second
 	leases := make([]string, nodes)
 	scripts := make([]string, nodes)
 	var fails []string
@@ -101,15 +102,7 @@ func TestLoad200NodesThroughServe(t *testing.T) {
 	start := time.Now()
 	parallel(nodes, 50, func(i int) {
 		mac, _ := net.ParseMAC(macs[i])
-		ipxe := dhcpv4.WithUserClass("iPXE", false)
-		d, _ := dhcpv4.NewDiscovery(mac, dhcpv4.WithBroadcast(true), ipxe)
-		offer, err := gen.ask(ctx, d, dhcpv4.MessageTypeOffer)
-		if err != nil {
-			fail(i, err)
-			return
-		}
-		req, _ := dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithBroadcast(true), ipxe)
-		ack, err := gen.ask(ctx, req, dhcpv4.MessageTypeAck)
+		ack, err := gen.DORA(ctx, mac, dhcpv4.WithUserClass("iPXE", false))
 		if err != nil {
 			fail(i, err)
 			return
@@ -242,78 +235,6 @@ func nsClient(ns *netns.NS, local string) *http.Client {
 		return c, err
 	}
 	return &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: false}, Timeout: 60 * time.Second}
-}
-
-// dhcpGen runs many DHCP exchanges from one client socket, matching replies
-// to exchanges by transaction ID.
-type dhcpGen struct {
-	conn    net.PacketConn
-	mu      sync.Mutex
-	waiting map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4
-}
-
-func newDHCPGen(t *testing.T, ns *netns.NS, ifname string) *dhcpGen {
-	var conn net.PacketConn
-	if err := ns.Do(func() (err error) {
-		conn, err = server4.NewIPv4UDPConn(ifname, &net.UDPAddr{Port: dhcpv4.ClientPort})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	g := &dhcpGen{conn: conn, waiting: map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}}
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			m, err := dhcpv4.FromBytes(buf[:n])
-			if err != nil || m.OpCode != dhcpv4.OpcodeBootReply {
-				continue
-			}
-			g.mu.Lock()
-			ch := g.waiting[m.TransactionID]
-			g.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- m:
-				default:
-				}
-			}
-		}
-	}()
-	return g
-}
-
-// ask broadcasts m and waits for a reply of type want (3 tries, 2 s each).
-func (g *dhcpGen) ask(ctx context.Context, m *dhcpv4.DHCPv4, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
-	ch := make(chan *dhcpv4.DHCPv4, 4)
-	g.mu.Lock()
-	g.waiting[m.TransactionID] = ch
-	g.mu.Unlock()
-	defer func() { g.mu.Lock(); delete(g.waiting, m.TransactionID); g.mu.Unlock() }()
-	for try := 0; try < 3; try++ {
-		if _, err := g.conn.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ServerPort}); err != nil {
-			return nil, err
-		}
-		timeout := time.After(2 * time.Second)
-	wait:
-		for {
-			select {
-			case r := <-ch:
-				if r.MessageType() == want {
-					return r, nil
-				}
-			case <-timeout:
-				break wait
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-	}
-	return nil, fmt.Errorf("no %s for %s", want, m.ClientHWAddr)
 }
 
 // writeSmallSet installs a small valid artifact set (random kernel,

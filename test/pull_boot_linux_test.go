@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/imgctl/imgctl/internal/testenv"
-	"github.com/imgctl/imgctl/internal/vm"
 )
 
 // TestPublishPullBoot is the two-site workflow through the CLI: the build
@@ -23,11 +22,7 @@ import (
 // directory and container storage pulls it, and a QEMU node boots from the
 // pulled copy through that site's `imgctl serve`, running the published digest.
 func TestPublishPullBoot(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireCommands(t, "docker-registry", "skopeo", "qemu-system-x86_64", "ip")
-	if _, err := os.Stat(vm.DefaultROM); err != nil {
-		t.Skipf("no iPXE ROM: %v", err)
-	}
+	requireVM(t, "docker-registry", "skopeo")
 	bin := imgctl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()

@@ -17,6 +17,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 
+	"github.com/imgctl/imgctl/bootsvc/dhcp/dhcptest"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"github.com/imgctl/imgctl/internal/netns"
@@ -28,81 +29,9 @@ const benchHosts = 1000
 func benchMAC(i int) net.HardwareAddr { return net.HardwareAddr{2, 0x42, 0, 0, byte(i >> 8), byte(i)} }
 func benchIP(i int) net.IP            { return net.IP{10, 41, 129 + byte(i/250), byte(1 + i%250)} }
 
-// loadgen drives DHCP exchanges for many MACs from one socket in the client
-// namespace; a reader dispatches replies to the exchange waiting on its xid.
-type loadgen struct {
-	conn    net.PacketConn
-	mu      sync.Mutex
-	waiting map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4
-}
-
-func newLoadgen(t *testing.T, ns *netns.NS, ifname string) *loadgen {
-	var conn net.PacketConn
-	if err := ns.Do(func() (err error) {
-		conn, err = server4.NewIPv4UDPConn(ifname, &net.UDPAddr{Port: dhcpv4.ClientPort})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	l := &loadgen{conn: conn, waiting: map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}}
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			m, err := dhcpv4.FromBytes(buf[:n])
-			if err != nil || m.OpCode != dhcpv4.OpcodeBootReply {
-				continue
-			}
-			l.mu.Lock()
-			ch := l.waiting[m.TransactionID]
-			l.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- m:
-				default:
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() { conn.Close() })
-	return l
-}
-
-// ask sends m (broadcast) and waits for the reply of type want, retrying twice.
-func (l *loadgen) ask(m *dhcpv4.DHCPv4, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
-	ch := make(chan *dhcpv4.DHCPv4, 4)
-	l.mu.Lock()
-	l.waiting[m.TransactionID] = ch
-	l.mu.Unlock()
-	defer func() { l.mu.Lock(); delete(l.waiting, m.TransactionID); l.mu.Unlock() }()
-	pkt := m.ToBytes()
-	dst := &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ServerPort}
-	for try := 0; try < 3; try++ {
-		if _, err := l.conn.WriteTo(pkt, dst); err != nil {
-			return nil, err
-		}
-		timeout := time.After(time.Second)
-		for {
-			select {
-			case r := <-ch:
-				if r.MessageType() != want {
-					continue
-				}
-				return r, nil
-			case <-timeout:
-			}
-			break
-		}
-	}
-	return nil, fmt.Errorf("no %s for %s", want, m.ClientHWAddr)
-}
-
 // run does n exchanges with w in flight; dora adds REQUEST/ACK. It returns
 // exchanges per second and the number that failed.
-func (l *loadgen) run(n, w int, dora bool) (float64, int) {
+func run(l *dhcptest.Loadgen, n, w int, dora bool) (float64, int) {
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -116,11 +45,11 @@ func (l *loadgen) run(n, w int, dora bool) (float64, int) {
 					return
 				}
 				d, _ := dhcpv4.NewDiscovery(benchMAC(i), dhcpv4.WithBroadcast(true))
-				offer, err := l.ask(d, dhcpv4.MessageTypeOffer)
+				offer, err := l.Ask(context.Background(), d, dhcpv4.MessageTypeOffer)
 				if err == nil && dora {
 					var req *dhcpv4.DHCPv4
 					if req, err = dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithBroadcast(true)); err == nil {
-						_, err = l.ask(req, dhcpv4.MessageTypeAck)
+						_, err = l.Ask(context.Background(), req, dhcpv4.MessageTypeAck)
 					}
 				}
 				if err != nil {
@@ -182,7 +111,7 @@ func TestBenchDHCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg := newLoadgen(t, cliNS, cliIf)
+	lg := dhcptest.New(t, cliNS, cliIf)
 	const window = 16
 
 	ours := func() (offer, dora float64, failed int) {
@@ -203,8 +132,8 @@ func TestBenchDHCP(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- s.Run(sctx) }()
 		defer func() { scancel(); <-done }()
-		offer, f1 := lg.run(benchHosts, window, false)
-		dora, f2 := lg.run(benchHosts, window, true)
+		offer, f1 := run(lg, benchHosts, window, false)
+		dora, f2 := run(lg, benchHosts, window, true)
 		return offer, dora, f1 + f2
 	}
 	theirs := func() (offer, dora float64, failed int) {
@@ -219,7 +148,7 @@ func TestBenchDHCP(t *testing.T) {
 		// Wait until it answers.
 		for i := 0; ; i++ {
 			d, _ := dhcpv4.NewDiscovery(benchMAC(0), dhcpv4.WithBroadcast(true))
-			if _, err := lg.ask(d, dhcpv4.MessageTypeOffer); err == nil {
+			if _, err := lg.Ask(context.Background(), d, dhcpv4.MessageTypeOffer); err == nil {
 				break
 			}
 			if i == 10 {
@@ -227,8 +156,8 @@ func TestBenchDHCP(t *testing.T) {
 				t.Fatalf("dnsmasq never answered: %s", b)
 			}
 		}
-		offer, f1 := lg.run(benchHosts, window, false)
-		dora, f2 := lg.run(benchHosts, window, true)
+		offer, f1 := run(lg, benchHosts, window, false)
+		dora, f2 := run(lg, benchHosts, window, true)
 		return offer, dora, f1 + f2
 	}
 	var oo, od, do, dd []float64

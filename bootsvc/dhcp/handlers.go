@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"net"
 	"net/netip"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/bootsvc/nodestate"
 )
 
 // exchange is one request's state, shared by the handlers of its chain.
