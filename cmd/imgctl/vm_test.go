@@ -29,4 +29,3 @@ func TestDefaultBridgeAddr(t *testing.T) {
 		}
 	}
 }
-
