@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -28,7 +29,9 @@ func TestBenchBoot(t *testing.T) {
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(keyDir, "id")).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v: %s", err, out)
 	}
-	figures := map[string]any{"image": set.Manifest.Name, "kvm": vm.HaveKVM(), "date": time.Now().UTC().Format(time.RFC3339)}
+	accel := (&vm.Prober{}).Probe(context.Background())
+	figures := map[string]any{"image": set.Manifest.Name, "kvm": accel.Accel == vm.AccelKVM, "accel": accel.String(),
+		"date": time.Now().UTC().Format(time.RFC3339)}
 	booted := map[string]float64{}
 	for _, c := range []struct{ mode, mac, ip string }{
 		{"live", "52:54:00:56:00:11", "10.56.0.11"},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/vmboot"
 	"github.com/imgctl/imgctl/builder/buildtest"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/images/artifacts"
@@ -24,18 +26,20 @@ import (
 
 // bootResult is the part of `imgctl vm boot -o json` the tests read.
 type bootResult struct {
-	Node       string   `json:"node"`
-	Booted     bool     `json:"booted"`
-	Seconds    float64  `json:"seconds"`
-	Digest     string   `json:"image_digest"`
-	RootMount  string   `json:"root_mount"`
-	Hostname   string   `json:"hostname"`
-	Reason     string   `json:"reason"`
-	Error      string   `json:"error"`
-	Failures   []string `json:"failures"`
-	ConsoleLog string   `json:"console_log"`
-	ServeLog   string   `json:"serve_log"`
-	Phases     []struct {
+	Node        string   `json:"node"`
+	Booted      bool     `json:"booted"`
+	Accel       string   `json:"accel"`
+	AccelReason string   `json:"accel_reason"`
+	Seconds     float64  `json:"seconds"`
+	Digest      string   `json:"image_digest"`
+	RootMount   string   `json:"root_mount"`
+	Hostname    string   `json:"hostname"`
+	Reason      string   `json:"reason"`
+	Error       string   `json:"error"`
+	Failures    []string `json:"failures"`
+	ConsoleLog  string   `json:"console_log"`
+	ServeLog    string   `json:"serve_log"`
+	Phases      []struct {
 		Source string  `json:"source"`
 		Phase  string  `json:"phase"`
 		At     float64 `json:"at_s"`
@@ -202,6 +206,10 @@ func (b *bootNode) vmBoot(t *testing.T, timeout time.Duration, extra ...string) 
 		t.Fatalf("vm boot output %q: %v", out.String(), err)
 	}
 	logPhases(t, res[0])
+	t.Logf("%s: accel %s (%s)", b.name, res[0].Accel, res[0].AccelReason)
+	if res[0].Accel == "" {
+		t.Errorf("vm boot -o json does not say which accelerator it used")
+	}
 	if runErr == nil && !res[0].Booted {
 		t.Errorf("exit 0 but booted=false")
 	}
@@ -236,8 +244,8 @@ func (b *bootNode) assertBooted(t *testing.T, res bootResult, set *images.Entry)
 	}
 	// dhcp: our DHCP's lease; ipxe and kernel: our HTTP's script and kernel;
 	// rootfs and booted: the node's own reports.
-	for _, want := range []string{nodestate.DHCP, nodestate.IPXE, nodestate.Kernel, nodestate.RootFS, nodestate.Booted} {
-		if !server[want] {
+	for _, want := range []nodestate.State{nodestate.DHCP, nodestate.IPXE, nodestate.Kernel, nodestate.RootFS, nodestate.Booted} {
+		if !server[string(want)] {
 			t.Errorf("the boot service never saw phase %s (saw %v)", want, server)
 		}
 	}
@@ -246,10 +254,17 @@ func (b *bootNode) assertBooted(t *testing.T, res bootResult, set *images.Entry)
 		t.Errorf("serve log has no DHCP ack for %s", b.mac)
 	}
 	c := b.console(t)
-	for _, want := range []string{"imgctl: booting " + b.name, "Linux version", "Multi-User System", "imgctl: node overlay applied: hostname " + b.name + ", root authorized_keys: 1"} {
+	for _, want := range []string{"imgctl: booting " + b.name, "Linux version", "imgctl: node overlay applied: hostname " + b.name + ", root authorized_keys: 1"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("console lacks %q", want)
 		}
+	}
+	// Multi-user is proven by the node's `booted` (its unit runs after
+	// multi-user.target). systemd's own "Reached target" line is not
+	// reliable: systemd stops printing status once serial-getty holds the
+	// console, which some boots start first (seen on an NFS boot).
+	if !strings.Contains(c, "Multi-User System") {
+		t.Logf("console has no \"Multi-User System\" line (systemd status output suppressed)")
 	}
 }
 
@@ -317,7 +332,7 @@ func flipByte(t *testing.T, path string, newFile bool) {
 }
 
 // waitState polls the node's record until it has entered state since start.
-func (b *bootNode) waitState(ctx context.Context, state string, since time.Time) error {
+func (b *bootNode) waitState(ctx context.Context, state nodestate.State, since time.Time) error {
 	for {
 		if st, err := nodestate.Open(b.state, 0, nil); err == nil {
 			if n, ok := st.Get(b.name); ok && !n.Phases[state].Before(since) {
@@ -371,27 +386,22 @@ func (b *bootNode) corruptAfterVerifyBoot(t *testing.T, set *images.Entry) {
 	}
 }
 
-// restartBoot boots the node through vm.Boot with a boot service that is
+// restartBoot boots the node through vmboot.Boot with a boot service that is
 // stopped (SIGTERM) once the node has its kernel and started again a few
-// seconds later: the node's retries must carry it through to `booted`.
+// seconds later: the node's retries must carry it through to `booted`. It
+// also hosts the OnBooted hook: the hook must see the node by name and IP
+// while it still runs (boot-tiny has no sshd, so an SSH command must get
+// "connection refused" from the node's own kernel; the SSH plumbing itself
+// is tested against a local sshd in bootsvc/vmboot).
 func (b *bootNode) restartBoot(t *testing.T, set *images.Entry) {
 	bootSlots <- struct{}{}
 	defer func() { <-bootSlots }()
-	dir := filepath.Join(b.state, "vm", b.name)
-	os.MkdirAll(dir, 0o755)
-	serveLog, err := os.Create(filepath.Join(dir, "serve.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer serveLog.Close()
-	argv := []string{b.bin, "--state", b.state, "serve", "--interface", "br0", "--address", "10.53.0.1", "--nfs=false", "--ra",
-		"--set", "http.retry_pause=2s"}
 	start := time.Now()
 	restarts := 0
-	serve := func(ctx context.Context, ns *netns.NS) error {
+	serve := func(ctx context.Context, ns *netns.NS, argv []string, log io.Writer) error {
 		first, stopFirst := context.WithCancel(ctx)
 		errc := make(chan error, 1)
-		go func() { errc <- vm.ServeProcess(argv, serveLog)(first, ns) }()
+		go func() { errc <- vm.ServeProcess(argv, log)(first, ns) }()
 		if err := b.waitState(ctx, nodestate.Kernel, start); err != nil {
 			stopFirst()
 			<-errc
@@ -408,28 +418,44 @@ func (b *bootNode) restartBoot(t *testing.T, set *images.Entry) {
 			return nil
 		case <-time.After(3 * time.Second):
 		}
-		return vm.ServeProcess(argv, serveLog)(ctx, ns)
+		return vm.ServeProcess(argv, log)(ctx, ns)
 	}
-	booted := func(context.Context) (bool, error) {
-		st, err := nodestate.Open(b.state, 0, nil)
-		if err != nil {
-			return false, nil
+	hooked := false
+	onBooted := func(ctx context.Context, n vmboot.BootedNode) error {
+		hooked = true
+		if n.Name != b.name || n.IP.String() != b.ip {
+			return fmt.Errorf("hook got node %s at %s, want %s at %s", n.Name, n.IP, b.name, b.ip)
 		}
-		n, ok := st.Get(b.name)
-		return ok && !n.Phases[nodestate.Booted].Before(start), nil
+		sshCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := n.Output(sshCtx, "cat /etc/hostname")
+		if err == nil || !strings.Contains(err.Error(), "Connection refused") {
+			return fmt.Errorf("ssh to a node without sshd: %v, want connection refused", err)
+		}
+		return nil
 	}
-	res, err := vm.Boot(context.Background(), vm.Config{
-		Machine:    vm.Machine{MAC: b.mac, SerialLog: filepath.Join(dir, "console.log"), KVM: vm.HaveKVM()},
-		BridgeAddr: "10.53.0.1/24",
-		Serve:      serve,
-		Booted:     booted,
-		Timeout:    6 * time.Minute,
-	})
+	res, err := vmboot.Boot(context.Background(), vmboot.Options{
+		StateDir:  b.state,
+		Nodes:     vmboot.FileNodes(filepath.Join(b.state, "nodes.yaml")),
+		States:    vmboot.FileStates(b.state),
+		Exe:       b.bin,
+		ServeSets: []string{"http.retry_pause=2s"},
+		Serve:     serve,
+		OnBooted:  onBooted,
+		Timeout:   6 * time.Minute,
+	}, b.name)
+	t.Logf("%s: accel %s (%s)", b.name, res.Accel, res.AccelReason)
 	if err != nil {
 		t.Fatalf("boot across a service restart: %v\n%s", err, b.tails(t))
 	}
 	if restarts != 1 {
 		t.Fatalf("service restarted %d times, want 1", restarts)
+	}
+	if !hooked {
+		t.Error("OnBooted was not called")
+	}
+	if res.Accel == "" || res.Hostname != b.name || res.Digest != set.Manifest.ImageDigest {
+		t.Errorf("result after restart: %+v", res)
 	}
 	st, err := nodestate.Open(b.state, 0, nil)
 	if err != nil {
@@ -439,5 +465,5 @@ func (b *bootNode) restartBoot(t *testing.T, set *images.Entry) {
 	if n.State != nodestate.Booted || n.Hostname != b.name || n.ImageDigest != set.Manifest.ImageDigest {
 		t.Errorf("record after restart: %+v", n)
 	}
-	t.Logf("booted across a service restart in %s", res.BootedAt.Round(100*time.Millisecond))
+	t.Logf("booted across a service restart in %.1fs", res.Seconds)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -25,20 +26,8 @@ func TestServeEndToEnd(t *testing.T) {
 	bin := imgctl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	srv, err := netns.New(ctx, netns.UniqueName("svS"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := netns.New(ctx, netns.UniqueName("svC"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	srvIf, cliIf := netns.UniqueName("svs"), netns.UniqueName("svc")
-	if err := netns.Veth(ctx, srv, srvIf, "10.41.5.1/24", cli, cliIf, "10.41.5.2/24"); err != nil {
-		t.Fatal(err)
-	}
+	p := nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: "sv", ServerAddr: "10.41.5.1/24", ClientAddr: "10.41.5.2/24"})
+	srv, cli, cliIf := p.Server, p.Client, p.ClientIf
 	state := t.TempDir()
 	for _, args := range [][]string{
 		{"group", "add", "compute", "--image", "compute-base", "--domain", "e2e.test"},

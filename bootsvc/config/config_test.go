@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -89,20 +89,8 @@ func TestResolveInNamespace(t *testing.T) {
 	testenv.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	a, err := netns.New(ctx, netns.UniqueName("cfA"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	b, err := netns.New(ctx, netns.UniqueName("cfB"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	ifname := netns.UniqueName("cfv")
-	if err := netns.Veth(ctx, a, ifname, "10.41.4.1/24", b, netns.UniqueName("cfw"), "10.41.4.2/24"); err != nil {
-		t.Fatal(err)
-	}
+	p := nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: "cf", ServerAddr: "10.41.4.1/24", ClientAddr: "10.41.4.2/24"})
+	a, ifname := p.Server, p.ServerIf
 	var c Config
 	if err := a.Do(func() error { c = Default(); return c.Resolve() }); err != nil {
 		t.Fatal(err)

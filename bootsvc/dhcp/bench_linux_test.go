@@ -2,7 +2,6 @@ package dhcp
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -19,8 +18,9 @@ import (
 
 	"github.com/imgctl/imgctl/bootsvc/dhcp/dhcptest"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
-	"github.com/imgctl/imgctl/bootsvc/nodestate"
-	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/bootsvc/store/filestore"
+	"github.com/imgctl/imgctl/internal/benchresult"
+	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -70,20 +70,8 @@ func TestBenchDHCP(t *testing.T) {
 	testenv.RequireCommands(t, "dnsmasq", "ip")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	srvNS, err := netns.New(ctx, netns.UniqueName("dbS"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srvNS.Close() })
-	cliNS, err := netns.New(ctx, netns.UniqueName("dbC"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cliNS.Close() })
-	srvIf, cliIf := netns.UniqueName("dbs"), netns.UniqueName("dbc")
-	if err := netns.Veth(ctx, srvNS, srvIf, "10.41.128.1/17", cliNS, cliIf, "10.41.128.2/17"); err != nil {
-		t.Fatal(err)
-	}
+	p := nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: "db", ServerAddr: "10.41.128.1/17", ClientAddr: "10.41.128.2/17"})
+	srvNS, cliNS, srvIf, cliIf := p.Server, p.Client, p.ServerIf, p.ClientIf
 	dir := t.TempDir()
 
 	// The same 1,000 static hosts for both servers.
@@ -103,14 +91,12 @@ func TestBenchDHCP(t *testing.T) {
 	hostsPath := filepath.Join(dir, "hosts")
 	os.WriteFile(hostsPath, []byte(hosts.String()), 0o644)
 
-	store, err := inventory.OpenStore(invPath, nil)
+	// The file backend, as imgctl serve runs it by default.
+	fs, err := filestore.Open(ctx, filestore.Options{StateDir: dir, Inventory: invPath, Owner: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	states, err := nodestate.Open(dir, time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer fs.Close()
 	lg := dhcptest.New(t, cliNS, cliIf)
 	const window = 16
 
@@ -118,7 +104,7 @@ func TestBenchDHCP(t *testing.T) {
 		cfg := Defaults()
 		cfg.Enabled, cfg.Interface, cfg.ServerIP = true, srvIf, "10.41.128.1"
 		cfg.Subnets = []Subnet{{Network: "10.41.128.0/17"}}
-		s, err := New(cfg, Deps{Inventory: store, States: states})
+		s, err := New(cfg, Deps{Nodes: fs, States: fs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,25 +166,13 @@ func TestBenchDHCP(t *testing.T) {
 		"offer_ratio_vs_dnsmasq": median(oo) / median(do), "dora_ratio_vs_dnsmasq": median(od) / median(dd),
 	}
 	t.Logf("figures: %v", figures)
-	writeBench(t, "dhcp.json", figures)
+	if err := benchresult.Write("dhcp.json", figures); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return s[len(s)/2]
-}
-
-func writeBench(t *testing.T, name string, figures map[string]any) {
-	dir := os.Getenv("IMGCTL_BENCH_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "bench", "results")
-	}
-	b, _ := json.MarshalIndent(figures, "", "  ")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

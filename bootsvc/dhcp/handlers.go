@@ -3,12 +3,12 @@ package dhcp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/coredhcp/coredhcp/handler"
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/store"
 )
 
 // exchange is one request's state, shared by the handlers of its chain.
@@ -37,7 +38,9 @@ func (s *Server) reply(ctx context.Context, req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeInform:
 	case dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
-		s.pool.release(req.ClientHWAddr.String())
+		if err := s.deps.Nodes.Release(ctx, req.ClientHWAddr); err != nil {
+			s.log.Warn("release discovery lease", "mac", req.ClientHWAddr.String(), "err", err)
+		}
 		return nil
 	default:
 		return nil
@@ -89,7 +92,12 @@ func (x *exchange) route(s *Server) handler.Handler4 {
 // policy.
 func (x *exchange) lease(s *Server) handler.Handler4 {
 	return func(req, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, bool) {
-		n, found := s.deps.Inventory.Snapshot().NodeByMAC(x.mac)
+		n, err := s.deps.Nodes.NodeByMAC(x.ctx, x.mac)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("look up node", "mac", x.mac.String(), "err", err)
+			return nil, true
+		}
+		found := err == nil
 		if found && n.IP != "" {
 			x.node, x.known, x.ip = n, true, netip.MustParseAddr(n.IP)
 			if x.subnet != nil && !x.subnet.prefix.Contains(x.ip) {
@@ -101,9 +109,9 @@ func (x *exchange) lease(s *Server) handler.Handler4 {
 				}
 			}
 		} else if s.cfg.Unknown == PolicyDiscovery && x.subnet != nil && x.subnet.first.IsValid() {
-			ip, ok := s.pool.lease(x.subnet, x.mac.String(), s.deps.Inventory.Snapshot(), time.Now())
-			if !ok {
-				s.log.Warn("discovery pool exhausted", "mac", x.mac.String(), "subnet", x.subnet.prefix)
+			ip, err := s.deps.Nodes.Lease(x.ctx, store.LeaseRequest{MAC: x.mac, First: x.subnet.first, Last: x.subnet.last, TTL: s.cfg.DiscoveryLease})
+			if err != nil {
+				s.log.Warn("no discovery lease", "mac", x.mac.String(), "subnet", x.subnet.prefix, "err", err)
 				return nil, true
 			}
 			x.ip, x.pooled = ip, true
@@ -293,7 +301,7 @@ func (x *exchange) finish(s *Server) handler.Handler4 {
 				if !isFirmware(req) {
 					state, detail = nodestate.InitrdDHCP, fmt.Sprintf("ack %s to %s (OS client)", x.ip, x.mac)
 				}
-				if err := s.deps.States.Record(x.ctx, x.node.Name, state, detail); err != nil {
+				if err := s.deps.States.Report(x.ctx, x.node.Name, nodestate.Report{State: state, Detail: detail}); err != nil {
 					s.log.Warn("record state failed", "node", x.node.Name, "err", err)
 				}
 			}

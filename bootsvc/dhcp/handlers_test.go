@@ -15,6 +15,8 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/store"
 )
 
 const testNodes = `groups:
@@ -31,21 +33,22 @@ type recorder struct {
 	got []string
 }
 
-func (r *recorder) Record(_ context.Context, node, state, _ string) error {
+func (r *recorder) Report(_ context.Context, node string, rep nodestate.Report) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.got = append(r.got, node+"="+state)
+	r.got = append(r.got, node+"="+string(rep.State))
 	return nil
 }
 
-func testServer(t testing.TB, mutate func(*Config)) (*Server, *inventory.Store, *recorder) {
+// testServer answers from the in-memory store: no file is read on the way.
+func testServer(t testing.TB, mutate func(*Config)) (*Server, *store.Memory, *recorder) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "nodes.yaml")
-	if err := os.WriteFile(path, []byte(testNodes), 0o600); err != nil {
+	inv, err := inventory.Parse("nodes.yaml", []byte(testNodes))
+	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := inventory.OpenStore(path, nil)
-	if err != nil {
+	mem := store.NewMemory()
+	if err := mem.Import(context.Background(), &store.Dump{Version: store.DumpVersion, Inventory: inv.File()}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Defaults()
@@ -60,11 +63,11 @@ func testServer(t testing.TB, mutate func(*Config)) (*Server, *inventory.Store, 
 		mutate(&cfg)
 	}
 	rec := &recorder{}
-	s, err := New(cfg, Deps{Inventory: store, States: rec})
+	s, err := New(cfg, Deps{Nodes: mem, States: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, store, rec
+	return s, mem, rec
 }
 
 func mustMAC(s string) net.HardwareAddr {
@@ -131,7 +134,7 @@ func TestHandle(t *testing.T) {
 		{"other server chosen", "02:41:00:00:00:01", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IP{10, 41, 0, 9}))}, "", summary{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, store, rec := testServer(t, func(c *Config) {
+			s, mem, rec := testServer(t, func(c *Config) {
 				if tc.policy != "" {
 					c.Unknown = tc.policy
 				}
@@ -165,8 +168,8 @@ func TestHandle(t *testing.T) {
 				}
 			}
 			if tc.policy == PolicyDiscovery {
-				n, ok := store.Snapshot().NodeByMAC(mustMAC(tc.mac))
-				if !ok || n.Discovered.IsZero() {
+				n, err := mem.NodeByMAC(context.Background(), mustMAC(tc.mac))
+				if err != nil || n.Discovered.IsZero() {
 					t.Fatalf("discovered MAC not recorded in the inventory: %+v", n)
 				}
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 
 	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -31,19 +32,8 @@ type segment struct {
 func newSegment(t *testing.T, ctx context.Context) *segment {
 	t.Helper()
 	testenv.RequireRoot(t)
-	seg := &segment{srvIf: netns.UniqueName("dhs"), cliIf: netns.UniqueName("dhc")}
-	var err error
-	if seg.srv, err = netns.New(ctx, netns.UniqueName("dhS")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { seg.srv.Close() })
-	if seg.cli, err = netns.New(ctx, netns.UniqueName("dhC")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { seg.cli.Close() })
-	if err := netns.Veth(ctx, seg.srv, seg.srvIf, "10.41.0.1/24", seg.cli, seg.cliIf, "10.41.0.2/24"); err != nil {
-		t.Fatal(err)
-	}
+	p := nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: "dh", ServerAddr: "10.41.0.1/24", ClientAddr: "10.41.0.2/24"})
+	seg := &segment{srv: p.Server, cli: p.Client, srvIf: p.ServerIf, cliIf: p.ClientIf}
 	for _, step := range []error{
 		seg.cli.IP(ctx, "addr", "add", "10.41.2.1/32", "dev", "lo"),
 		seg.srv.IP(ctx, "route", "add", "10.41.2.0/24", "via", "10.41.0.2"),
@@ -58,13 +48,13 @@ func newSegment(t *testing.T, ctx context.Context) *segment {
 // serve starts a server in the server namespace; it stops in t.Cleanup.
 func (seg *segment) serve(t *testing.T, mutate func(*Config)) (*recorder, func()) {
 	t.Helper()
-	s, store, rec := testServer(t, func(c *Config) {
+	s, mem, rec := testServer(t, func(c *Config) {
 		c.Interface = seg.srvIf
 		if mutate != nil {
 			mutate(c)
 		}
 	})
-	_ = store
+	_ = mem
 	var conn net.PacketConn
 	if err := seg.srv.Do(func() (err error) {
 		conn, err = server4.NewIPv4UDPConn(seg.srvIf, &net.UDPAddr{Port: 67})
@@ -236,7 +226,7 @@ func TestRealClients(t *testing.T) {
 	stop()
 
 	t.Run("discovery", func(t *testing.T) {
-		s, store, _ := testServer(t, func(c *Config) { c.Interface = seg.srvIf; c.Unknown = PolicyDiscovery })
+		s, mem, _ := testServer(t, func(c *Config) { c.Interface = seg.srvIf; c.Unknown = PolicyDiscovery })
 		var conn net.PacketConn
 		if err := seg.srv.Do(func() (err error) {
 			conn, err = server4.NewIPv4UDPConn(seg.srvIf, &net.UDPAddr{Port: 67})
@@ -253,7 +243,8 @@ func TestRealClients(t *testing.T) {
 		if diff := cmp.Diff(map[string]string{"ip": "10.41.0.200", "lease": "300"}, got); diff != "" {
 			t.Fatalf("pool lease (-want +got):\n%s", diff)
 		}
-		n, ok := store.Snapshot().NodeByMAC(mustMAC("02:41:00:00:00:77"))
+		n, err := mem.NodeByMAC(ctx, mustMAC("02:41:00:00:00:77"))
+		ok := err == nil
 		if !ok || n.Discovered.IsZero() {
 			t.Fatalf("inventory did not record the discovered MAC: %+v", n)
 		}

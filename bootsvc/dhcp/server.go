@@ -28,26 +28,31 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/internal/logging"
 )
 
-// Inventory is the node source; *inventory.Store satisfies it.
-type Inventory interface {
-	Snapshot() *inventory.Inventory
+// Nodes is what the server needs of the store (a store.Store satisfies it):
+// node lookups, recording discovered MACs, and discovery leases.
+type Nodes interface {
+	NodeByMAC(ctx context.Context, mac net.HardwareAddr) (inventory.Node, error)
 	Update(ctx context.Context, fn func(*inventory.Inventory) error) error
+	Lease(ctx context.Context, req store.LeaseRequest) (netip.Addr, error)
+	Release(ctx context.Context, mac net.HardwareAddr) error
 }
 
 // StateRecorder records a node's boot state ("dhcp" here); the HTTP side's
 // nodestate store satisfies it. Errors are logged, never fatal.
 type StateRecorder interface {
-	Record(ctx context.Context, node, state, detail string) error
+	Report(ctx context.Context, node string, r nodestate.Report) error
 }
 
 // Deps are the server's collaborators.
 type Deps struct {
-	Inventory Inventory     // required
-	States    StateRecorder // nil: states are not recorded
-	Log       *slog.Logger  // nil: discard
+	Nodes  Nodes         // required
+	States StateRecorder // nil: states are not recorded
+	Log    *slog.Logger  // nil: discard
 	// Conn, when set, is used instead of opening the configured port (tests).
 	// The server closes it when Run returns.
 	Conn net.PacketConn
@@ -61,7 +66,6 @@ type Server struct {
 	serverIP netip.Addr
 	subnets  []*subnet
 	local    *subnet // the subnet the server's own address is in (nil if none)
-	pool     *pool
 	bad      limiter // rate-limits malformed-packet log lines
 
 	recMu    sync.Mutex
@@ -73,8 +77,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Inventory == nil {
-		return nil, errors.New("dhcp: Inventory is required")
+	if deps.Nodes == nil {
+		return nil, errors.New("dhcp: Nodes is required")
 	}
 	s := &Server{cfg: cfg, deps: deps, log: logging.OrDiscard(deps.Log).With("server", "dhcp"), recorded: map[string]bool{}}
 	var err error
@@ -93,7 +97,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.subnets = append(s.subnets, sn)
 	}
 	s.local = s.subnetFor(s.serverIP)
-	s.pool = newPool(s.subnets, cfg.DiscoveryLease)
 	return s, nil
 }
 

@@ -85,6 +85,15 @@ func read(priv string) (Key, error) {
 }
 
 func create(priv, node string) (Key, error) {
+	k, err := Generate(node)
+	if err != nil {
+		return Key{}, err
+	}
+	return k, write(priv, node, k)
+}
+
+// Generate makes a new ed25519 host key pair for node, without storing it.
+func Generate(node string) (Key, error) {
 	pubKey, privKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return Key{}, fmt.Errorf("host key for %s: %w", node, err)
@@ -100,16 +109,51 @@ func create(priv, node string) (Key, error) {
 	k := Key{Type: "ed25519", Private: pem.EncodeToMemory(block)}
 	line := ssh.MarshalAuthorizedKey(sshPub) // ends in "\n"
 	k.Public = append(line[:len(line)-1], []byte(" root@"+node+"\n")...)
+	return k, nil
+}
+
+func write(priv, node string, k Key) error {
 	if err := os.MkdirAll(filepath.Dir(priv), 0o700); err != nil {
-		return Key{}, fmt.Errorf("host key for %s: %w", node, err)
+		return fmt.Errorf("host key for %s: %w", node, err)
 	}
 	// Public first: a crash between the two leaves no private key without
 	// its public half, and the next Get simply makes a new pair.
 	if err := atomicfile.WriteFile(priv+".pub", k.Public, 0o644); err != nil {
-		return Key{}, fmt.Errorf("host key for %s: %w", node, err)
+		return fmt.Errorf("host key for %s: %w", node, err)
 	}
 	if err := atomicfile.WriteFile(priv, k.Private, 0o600); err != nil {
-		return Key{}, fmt.Errorf("host key for %s: %w", node, err)
+		return fmt.Errorf("host key for %s: %w", node, err)
 	}
-	return k, nil
+	return nil
+}
+
+// Put stores k as node's host key (an import), replacing any it had.
+func (s *Store) Put(node string, k Key) error {
+	if !nodeRE.MatchString(node) {
+		return fmt.Errorf("host key: bad node name %q", node)
+	}
+	if _, err := ssh.ParseRawPrivateKey(k.Private); err != nil {
+		return fmt.Errorf("host key for %s: %w", node, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return write(filepath.Join(s.dir, node, "ssh_host_ed25519_key"), node, k)
+}
+
+// Nodes lists the nodes that have a host key, sorted.
+func (s *Store) Nodes() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host keys: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if _, err := os.Stat(filepath.Join(s.dir, e.Name(), "ssh_host_ed25519_key")); err == nil && e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
 }

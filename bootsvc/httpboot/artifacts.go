@@ -2,9 +2,11 @@ package httpboot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/images"
 )
 
@@ -42,10 +46,8 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.verified.check(r.Context(), e); err != nil {
 		s.log.Error("artifacts: refusing corrupt set", "image", name, "digest", digest, "peer", peer, "err", err)
-		if nodes := s.deps.Nodes(); nodes != nil {
-			if n, ok := nodes.NodeByIP(peer); ok {
-				s.record(r, n.Name, nodestate.Report{State: nodestate.Failed, Reason: "image " + name + " failed verification on the server: " + err.Error()})
-			}
+		if n, ok := s.peerNode(r, peer); ok {
+			s.record(r, n.Name, nodestate.Report{State: nodestate.Failed, Reason: "image " + name + " failed verification on the server: " + err.Error()})
 		}
 		http.Error(w, "artifact set failed verification", http.StatusServiceUnavailable)
 		return
@@ -77,10 +79,8 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Imgctl-SHA256", a.SHA256)
 	if kind == images.Kernel && !strings.HasPrefix(r.Header.Get("Range"), "bytes=") {
-		if nodes := s.deps.Nodes(); nodes != nil {
-			if n, ok := nodes.NodeByIP(peer); ok {
-				s.record(r, n.Name, nodestate.Report{State: nodestate.Kernel, Detail: "kernel fetched by " + peer, ImageDigest: e.Manifest.ImageDigest})
-			}
+		if n, ok := s.peerNode(r, peer); ok {
+			s.record(r, n.Name, nodestate.Report{State: nodestate.Kernel, Detail: "kernel fetched by " + peer, ImageDigest: e.Manifest.ImageDigest})
 		}
 	}
 	http.ServeContent(w, r, "", e.Manifest.Created, f)
@@ -158,4 +158,17 @@ func (v *verifier) check(ctx context.Context, e *images.Entry) error {
 		v.log.Info("artifact set verified", "image", e.Manifest.Name, "digest", e.Manifest.ImageDigest, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return err
+}
+
+// peerNode is the inventory node with the request's source address, if any.
+func (s *Server) peerNode(r *http.Request, peer string) (inventory.Node, bool) {
+	ip, err := netip.ParseAddr(peer)
+	if err != nil {
+		return inventory.Node{}, false
+	}
+	n, err := s.deps.Store.NodeByIP(r.Context(), ip.Unmap())
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("look up node by address", "peer", peer, "err", err)
+	}
+	return n, err == nil
 }

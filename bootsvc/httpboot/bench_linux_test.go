@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgctl/imgctl/internal/benchresult"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -96,5 +97,7 @@ func TestBenchHTTP(t *testing.T) {
 		"cpu_per_gib_ratio_vs_fileserver": (ourCPU / gib) / (fsCPU / gib),
 	}
 	t.Logf("http bench: %v", figures)
-	writeBench(t, "http.json", figures)
+	if err := benchresult.Write("http.json", figures); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -23,8 +23,8 @@ type Config struct {
 	Console        string        `yaml:"console,omitempty" json:"console,omitempty"`                 // optional console= argument, e.g. ttyS0,115200
 }
 
-// withDefaults fills unset fields from the state directory.
-func (c Config) withDefaults(stateDir string) Config {
+// WithDefaults fills unset fields from the state directory.
+func (c Config) WithDefaults(stateDir string) Config {
 	if c.TokenSecret == "" {
 		c.TokenSecret = stateDir + "/httpboot.secret"
 	}

@@ -13,34 +13,45 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/nodetoken"
+	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/images"
 )
 
-// fakeNodes is an in-memory inventory.
-type fakeNodes map[string]*inventory.Node
+// memStates reads node states back from the in-memory store.
+type memStates struct{ *store.Memory }
 
-func (f fakeNodes) Node(name string) (*inventory.Node, bool) { n, ok := f[name]; return n, ok }
-
-func (f fakeNodes) NodeByMAC(mac string) (*inventory.Node, bool) {
-	for _, n := range f {
-		for _, m := range n.MACs {
-			if m == mac {
-				return n, true
-			}
-		}
-	}
-	return nil, false
+func (m memStates) Get(node string) (nodestate.Node, bool) {
+	n, err := m.State(context.Background(), node)
+	return n, err == nil
 }
 
-func (f fakeNodes) NodeByIP(ip string) (*inventory.Node, bool) {
-	for _, n := range f {
-		if n.IP == ip {
-			return n, true
-		}
+func (m memStates) Counts() map[nodestate.State]int {
+	list, _ := m.States(context.Background())
+	c := map[nodestate.State]int{}
+	for _, n := range list {
+		c[n.State]++
 	}
-	return nil, false
+	return c
+}
+
+// putNodes adds nodes to the store's inventory.
+func putNodes(t testing.TB, m *store.Memory, nodes ...inventory.Node) {
+	t.Helper()
+	err := m.Update(context.Background(), func(inv *inventory.Inventory) error {
+		for _, n := range nodes {
+			if err := inv.Put(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // fakeNFS answers exports like the NFS server would.
@@ -64,8 +75,8 @@ type fixture struct {
 	srv    *Server
 	store  *images.Store
 	entry  *images.Entry
-	states *nodestate.Store
-	nodes  fakeNodes
+	states memStates
+	nodes  *store.Memory
 	logs   *syncBuf
 	root   []byte // the root image's bytes
 	kernel []byte
@@ -114,17 +125,17 @@ func writeSet(t testing.TB, store *images.Store, name, digest string, rootSize i
 func newFixture(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	state := t.TempDir()
-	store := images.NewStore(state)
-	e, files := writeSet(t, store, "compute", testDigest, 300_000)
-	states, err := nodestate.Open(state, 0, nil)
+	artifacts := images.NewStore(state)
+	e, files := writeSet(t, artifacts, "compute", testDigest, 300_000)
+	nodes := store.NewMemory()
+	putNodes(t, nodes,
+		inventory.Node{Name: "nid001", MACs: []string{"52:54:00:00:00:01"}, IP: "10.43.0.11",
+			Settings: inventory.Settings{Image: "compute", Mode: inventory.ModeLive, Cmdline: "mitigations=off", Vars: map[string]string{"secret": "s3cret-nid001"}}},
+		inventory.Node{Name: "nid002", MACs: []string{"52:54:00:00:00:02"}, IP: "10.43.0.12",
+			Settings: inventory.Settings{Image: "compute", Mode: inventory.ModeNFS, Vars: map[string]string{"secret": "s3cret-nid002"}}})
+	tokens, err := nodetoken.LoadSecret(filepath.Join(state, "httpboot.secret"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	nodes := fakeNodes{
-		"nid001": {Name: "nid001", MACs: []string{"52:54:00:00:00:01"}, IP: "10.43.0.11",
-			Settings: inventory.Settings{Image: "compute", Mode: inventory.ModeLive, Cmdline: "mitigations=off", Vars: map[string]string{"secret": "s3cret-nid001"}}},
-		"nid002": {Name: "nid002", MACs: []string{"52:54:00:00:00:02"}, IP: "10.43.0.12",
-			Settings: inventory.Settings{Image: "compute", Mode: inventory.ModeNFS, Vars: map[string]string{"secret": "s3cret-nid002"}}},
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
@@ -133,13 +144,14 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 		cfg.PublicURL = "http://10.43.0.1:8080"
 	}
 	logs := &syncBuf{}
+	boot := bootspec.New(bootspec.Config{PublicURL: cfg.PublicURL, Console: cfg.Console}, nodes, artifacts, fakeNFS{host: "10.43.0.1"}, tokens)
 	srv, err := New(cfg, Deps{
-		StateDir: state, Nodes: func() Nodes { return nodes }, Artifacts: store, States: states,
-		NFS: fakeNFS{host: "10.43.0.1"}, Log: slog.New(slog.NewTextHandler(logs, nil)),
+		StateDir: state, Store: nodes, Boot: boot, Tokens: tokens, Artifacts: artifacts,
+		Log:    slog.New(slog.NewTextHandler(logs, nil)),
 		Reload: func(context.Context) error { return nil },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{srv: srv, store: store, entry: e, states: states, nodes: nodes, logs: logs, root: files[images.RootFS], kernel: files[images.Kernel]}
+	return &fixture{srv: srv, store: artifacts, entry: e, states: memStates{nodes}, nodes: nodes, logs: logs, root: files[images.RootFS], kernel: files[images.Kernel]}
 }

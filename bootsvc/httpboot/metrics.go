@@ -1,6 +1,7 @@
 package httpboot
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -16,7 +17,12 @@ type metrics struct {
 	bytes    *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, states States) (*metrics, error) {
+// stateLister lists node states (the server's Store).
+type stateLister interface {
+	States(ctx context.Context) ([]nodestate.Node, error)
+}
+
+func newMetrics(reg prometheus.Registerer, states stateLister) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imgctl_http_requests_total", Help: "HTTP requests by endpoint and status code.",
@@ -26,7 +32,7 @@ func newMetrics(reg prometheus.Registerer, states States) (*metrics, error) {
 		}, []string{"endpoint"}),
 	}
 	nodes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imgctl_nodes_total", Help: "Nodes with a recorded boot state."},
-		func() float64 { return float64(len(states.List())) })
+		func() float64 { l, _ := states.States(context.Background()); return float64(len(l)) })
 	byState := &stateCollector{states: states, desc: prometheus.NewDesc("imgctl_node_state_count", "Nodes whose last boot state is the label.", []string{"state"}, nil)}
 	for _, c := range []prometheus.Collector{m.requests, m.bytes, nodes, byState} {
 		if err := reg.Register(c); err != nil {
@@ -38,16 +44,24 @@ func newMetrics(reg prometheus.Registerer, states States) (*metrics, error) {
 
 // stateCollector reports per-state node counts at scrape time.
 type stateCollector struct {
-	states States
+	states stateLister
 	desc   *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := c.states.Counts()
+	list, err := c.states.States(context.Background())
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	counts := map[nodestate.State]int{}
+	for _, n := range list {
+		counts[n.State]++
+	}
 	for _, st := range nodestate.States {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), st)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), string(st))
 	}
 }
 

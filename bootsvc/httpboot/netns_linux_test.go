@@ -3,7 +3,6 @@ package httpboot
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -19,7 +18,9 @@ import (
 	"time"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/internal/benchresult"
 	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -43,22 +44,10 @@ type dialResult struct {
 func newPeerNet(t *testing.T, ctx context.Context, f *fixture, clientIPs []string) *peerNet {
 	t.Helper()
 	testenv.RequireRoot(t)
-	p := &peerNet{dial: make(chan dialReq)}
-	var err error
-	if p.srv, err = netns.New(ctx, netns.UniqueName("hbs")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.srv.Close() })
-	if p.cli, err = netns.New(ctx, netns.UniqueName("hbc")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.cli.Close() })
-	veth := netns.UniqueName("hbv")
-	if err := netns.Veth(ctx, p.srv, veth+"s", "10.43.0.1/16", p.cli, veth+"c", ""); err != nil {
-		t.Fatal(err)
-	}
+	pair := nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: "hb", ServerAddr: "10.43.0.1/16"})
+	p := &peerNet{srv: pair.Server, cli: pair.Client, dial: make(chan dialReq)}
 	for _, ip := range clientIPs {
-		if err := p.cli.IP(ctx, "addr", "add", ip+"/16", "dev", veth+"c"); err != nil {
+		if err := p.cli.IP(ctx, "addr", "add", ip+"/16", "dev", pair.ClientIf); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -199,14 +188,18 @@ func TestLoad200Nodes(t *testing.T) {
 	defer cancel()
 	f := newFixture(t, Config{PublicURL: "http://10.43.0.1:8080"})
 	var ips []string
+	macs := map[string]string{}
+	var load []inventory.Node
 	for i := 0; i < nodes; i++ {
 		name := fmt.Sprintf("load%03d", i)
 		ip := fmt.Sprintf("10.43.%d.%d", 10+i/200, 10+i%200)
 		mac := fmt.Sprintf("52:54:01:00:%02x:%02x", i/256, i%256)
-		f.nodes[name] = &inventory.Node{Name: name, MACs: []string{mac}, IP: ip,
-			Settings: inventory.Settings{Image: "compute", Mode: inventory.ModeLive, Vars: map[string]string{"secret": "s-" + name}}}
+		load = append(load, inventory.Node{Name: name, MACs: []string{mac}, IP: ip,
+			Settings: inventory.Settings{Image: "compute", Mode: inventory.ModeLive, Vars: map[string]string{"secret": "s-" + name}}})
+		macs[name] = mac
 		ips = append(ips, ip)
 	}
+	putNodes(t, f.nodes, load...)
 	p := newPeerNet(t, ctx, f, ips)
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -241,7 +234,7 @@ func TestLoad200Nodes(t *testing.T) {
 				return b, err
 			}
 			fail := func(err error) { mu.Lock(); fails = append(fails, name+": "+err.Error()); mu.Unlock() }
-			script, err := get(fmt.Sprintf("http://10.43.0.1:8080/ipxe?mac=%s", url.QueryEscape(f.nodes[name].MACs[0])))
+			script, err := get(fmt.Sprintf("http://10.43.0.1:8080/ipxe?mac=%s", url.QueryEscape(macs[name])))
 			if err != nil {
 				fail(err)
 				return
@@ -292,23 +285,9 @@ func TestLoad200Nodes(t *testing.T) {
 	if c := f.states.Counts()["kernel"]; c != nodes {
 		t.Errorf("%d nodes recorded in state kernel, want %d", c, nodes)
 	}
-	writeBench(t, "load.json", figures)
-}
-
-// writeBench writes figures under IMGCTL_BENCH=1 only.
-func writeBench(t *testing.T, name string, figures map[string]any) {
-	if os.Getenv("IMGCTL_BENCH") != "1" {
-		return
-	}
-	dir := os.Getenv("IMGCTL_BENCH_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "bench", "results")
-	}
-	b, _ := json.MarshalIndent(figures, "", "  ")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
-		t.Fatal(err)
+	if os.Getenv("IMGCTL_BENCH") == "1" { // figures only under make bench
+		if err := benchresult.Write("load.json", figures); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

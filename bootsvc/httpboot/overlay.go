@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/images/overlay"
 	"github.com/imgctl/imgctl/internal/atomicfile"
@@ -37,7 +39,7 @@ func (s *Server) handleOverlay(w http.ResponseWriter, r *http.Request) {
 		Node: n.Name, Hostname: n.Name, IP: ip, MAC: mac,
 		Image: e.Manifest.Name, ImageDigest: e.Manifest.ImageDigest, Vars: n.Vars, SSHAuthorizedKeys: n.SSHKeys,
 	}
-	key, err := s.hostKeys.Get(n.Name)
+	key, err := s.deps.Store.HostKey(r.Context(), n.Name)
 	if err != nil {
 		s.log.Error("overlay: host key", "node", n.Name, "err", err)
 		http.Error(w, "node host key unavailable", http.StatusInternalServerError)
@@ -129,19 +131,22 @@ func (c *overlayCache) clear() error {
 
 // authorize checks the node token and source address of a request for a
 // node's own resource, writing the refusal (and a log line) itself.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, what string) (*inventory.Node, string, bool) {
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, what string) (inventory.Node, string, bool) {
 	name, peer := r.PathValue("name"), sourceIP(r)
-	refuse := func(code int, msg string, args ...any) (*inventory.Node, string, bool) {
+	refuse := func(code int, msg string, args ...any) (inventory.Node, string, bool) {
 		s.log.Warn(what+": refused", append([]any{"node", name, "peer", peer, "why", msg}, args...)...)
 		http.Error(w, msg, code)
-		return nil, "", false
+		return inventory.Node{}, "", false
 	}
 	if !nameRE.MatchString(name) {
 		return refuse(http.StatusBadRequest, "bad node name")
 	}
-	n, ok := s.deps.Nodes().Node(name)
-	if !ok {
+	n, err := s.deps.Store.Node(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
 		return refuse(http.StatusNotFound, "unknown node")
+	}
+	if err != nil {
+		return refuse(http.StatusServiceUnavailable, "store unavailable", "err", err)
 	}
 	if n.IP != "" && n.IP != peer {
 		return refuse(http.StatusForbidden, "request not from the node's address", "want", n.IP)

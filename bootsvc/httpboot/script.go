@@ -3,7 +3,6 @@ package httpboot
 import (
 	"fmt"
 	"os"
-	"strings"
 	"text/template"
 )
 
@@ -76,15 +75,4 @@ func loadTemplate(path string) (*template.Template, error) {
 		return nil, fmt.Errorf("script template: %w", err)
 	}
 	return t, nil
-}
-
-// joinArgs joins non-empty command line pieces with single spaces.
-func joinArgs(parts ...string) string {
-	var out []string
-	for _, p := range parts {
-		if f := strings.Fields(p); len(f) > 0 {
-			out = append(out, f...)
-		}
-	}
-	return strings.Join(out, " ")
 }

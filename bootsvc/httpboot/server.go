@@ -11,25 +11,34 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
+	"net/netip"
 	"text/template"
 	"time"
 
+	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/hostkeys"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/nodetoken"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/internal/logging"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Nodes looks nodes up in the inventory, groups already merged.
-// An inventory snapshot satisfies it (wrapped by the caller if names differ).
-type Nodes interface {
-	Node(name string) (*inventory.Node, bool)
-	NodeByMAC(mac string) (*inventory.Node, bool)
-	NodeByIP(ip string) (*inventory.Node, bool)
+// Store is what the server needs of the boot-service store (a store.Store
+// satisfies it): nodes by name and address, boot states, host keys.
+type Store interface {
+	Node(ctx context.Context, name string) (inventory.Node, error)
+	NodeByIP(ctx context.Context, ip netip.Addr) (inventory.Node, error)
+	Report(ctx context.Context, node string, r nodestate.Report) error
+	States(ctx context.Context) ([]nodestate.Node, error)
+	HostKey(ctx context.Context, node string) (hostkeys.Key, error)
+}
+
+// Resolver decides what a node boots; *bootspec.Resolver satisfies it.
+type Resolver interface {
+	Resolve(ctx context.Context, c bootspec.Client) (bootspec.Spec, error)
 }
 
 // Artifacts finds artifact sets; *images.Store satisfies it.
@@ -38,26 +47,14 @@ type Artifacts interface {
 	Get(name, digest string) (*images.Entry, error)
 }
 
-// States records boot states; *nodestate.Store satisfies it.
-type States interface {
-	Report(ctx context.Context, node string, r nodestate.Report) error
-	List() []nodestate.Node
-	Counts() map[string]int
-}
-
-// NFSRoots tells the script where a node's NFS root is exported.
-type NFSRoots interface {
-	// Export returns host and path of the export for an image set.
-	Export(name, digest string) (host, path string, err error)
-}
-
-// Deps are the server's collaborators.
+// Deps are the server's collaborators; all but Reload, Log and Registry are
+// required.
 type Deps struct {
 	StateDir  string
-	Nodes     func() Nodes // current inventory (called per request, so reloads apply)
+	Store     Store
+	Boot      Resolver
+	Tokens    *nodetoken.Tokens // the same tokens the resolver mints
 	Artifacts Artifacts
-	States    States
-	NFS       NFSRoots                        // nil: NFS-mode nodes are refused
 	Reload    func(ctx context.Context) error // admin "reload"; nil: not offered
 	Log       *slog.Logger
 	Registry  prometheus.Registerer // nil: a private registry
@@ -68,11 +65,10 @@ type Server struct {
 	cfg      Config
 	deps     Deps
 	log      *slog.Logger
-	tokens   *Tokens
+	tokens   *nodetoken.Tokens
 	script   *template.Template
 	verified *verifier
 	overlays *overlayCache
-	hostKeys *hostkeys.Store
 	metrics  *metrics
 	gather   prometheus.Gatherer
 	handler  http.Handler
@@ -83,23 +79,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.StateDir == "" || deps.Nodes == nil || deps.Artifacts == nil || deps.States == nil {
-		return nil, errors.New("httpboot: StateDir, Nodes, Artifacts and States are required")
+	if deps.StateDir == "" || deps.Store == nil || deps.Boot == nil || deps.Tokens == nil || deps.Artifacts == nil {
+		return nil, errors.New("httpboot: StateDir, Store, Boot, Tokens and Artifacts are required")
 	}
-	cfg = cfg.withDefaults(deps.StateDir)
+	cfg = cfg.WithDefaults(deps.StateDir)
 	log := logging.OrDiscard(deps.Log).With("server", "http")
-	tok, err := LoadSecret(cfg.TokenSecret)
-	if err != nil {
-		return nil, err
-	}
 	tmpl, err := loadTemplate(cfg.ScriptTemplate)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, tokens: tok, script: tmpl}
+	s := &Server{cfg: cfg, deps: deps, log: log, tokens: deps.Tokens, script: tmpl}
 	s.verified = newVerifier(log)
 	s.overlays = newOverlayCache(cfg.OverlayCache, log)
-	s.hostKeys = hostkeys.NewStore(filepath.Join(deps.StateDir, "hostkeys"))
 	reg := deps.Registry
 	if reg == nil {
 		r := prometheus.NewRegistry()
@@ -107,15 +98,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	} else if g, ok := reg.(prometheus.Gatherer); ok {
 		s.gather = g
 	}
-	if s.metrics, err = newMetrics(reg, deps.States); err != nil {
+	if s.metrics, err = newMetrics(reg, deps.Store); err != nil {
 		return nil, err
 	}
 	s.handler = s.routes()
 	return s, nil
 }
-
-// Tokens returns the server's token minter (the NFS side and tests use it).
-func (s *Server) Tokens() *Tokens { return s.tokens }
 
 // Handler is the server's HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.handler }

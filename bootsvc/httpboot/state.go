@@ -27,7 +27,7 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad phone-home body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if err := s.deps.States.Report(r.Context(), n.Name, rep); err != nil {
+	if err := s.deps.Store.Report(r.Context(), n.Name, rep); err != nil {
 		s.log.Warn("state: refused", "node", n.Name, "err", err)
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -38,7 +38,7 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 
 // record notes a server-side state, logging (not failing) on error.
 func (s *Server) record(r *http.Request, node string, rep nodestate.Report) {
-	if err := s.deps.States.Report(r.Context(), node, rep); err != nil {
+	if err := s.deps.Store.Report(r.Context(), node, rep); err != nil {
 		s.log.Error("record node state", "node", node, "err", err)
 	}
 }
@@ -58,8 +58,13 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) handleAdminNodes(w http.ResponseWriter, r *http.Request) {
+	states, err := s.deps.Store.States(r.Context())
+	if err != nil {
+		http.Error(w, "node states: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(s.deps.States.List())
+	json.NewEncoder(w).Encode(states)
 }
 
 func (s *Server) handleAdminReload(w http.ResponseWriter, r *http.Request) {

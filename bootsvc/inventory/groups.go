@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Raw returns the named node as written in the file, without its groups'
@@ -87,3 +89,23 @@ func (inv *Inventory) RemoveGroup(name string) error {
 
 // Len is the number of nodes.
 func (inv *Inventory) Len() int { return len(inv.file.Nodes) }
+
+// File returns a deep copy of the inventory in its on-disk form, for export.
+func (inv *Inventory) File() File {
+	data, err := yaml.Marshal(&inv.file)
+	if err != nil {
+		return File{} // cannot happen: the same value was decoded from or validated as YAML
+	}
+	var f File
+	_ = yaml.Unmarshal(data, &f)
+	return f
+}
+
+// FromFile validates f and returns it as an inventory (the import side of File).
+func FromFile(f File) (*Inventory, error) {
+	data, err := yaml.Marshal(&f)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	return Parse("inventory", data)
+}

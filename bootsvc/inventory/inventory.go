@@ -83,6 +83,9 @@ func (inv *Inventory) validate() error {
 		if m := g.Mode; m != "" && m != ModeLive && m != ModeNFS {
 			errs = append(errs, fmt.Errorf("group %s: mode %q: want live or nfs", name, m))
 		}
+		if err := checkDistribution(g.Distribution); err != nil {
+			errs = append(errs, fmt.Errorf("group %s: %w", name, err))
+		}
 	}
 	for _, name := range sortedKeys(inv.file.Nodes) {
 		n := inv.file.Nodes[name]
@@ -126,8 +129,25 @@ func (inv *Inventory) validate() error {
 		if m := n.Mode; m != "" && m != ModeLive && m != ModeNFS {
 			errs = append(errs, fmt.Errorf("node %s: mode %q: want live or nfs", name, m))
 		}
+		if err := checkDistribution(n.Distribution); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", name, err))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkDistribution accepts only the distribution modes that exist: tree and
+// multicast are planned (the coordinator is not built yet), and a setting that
+// silently did nothing would let a site believe its boot storm is handled.
+func checkDistribution(d string) error {
+	switch d {
+	case "", DistHTTP:
+		return nil
+	case "tree", "multicast":
+		return fmt.Errorf("distribution %q: not available yet (only %q)", d, DistHTTP)
+	default:
+		return fmt.Errorf("distribution %q: want %q", d, DistHTTP)
+	}
 }
 
 // merged returns n with its groups' settings applied underneath, in order.

@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -11,6 +12,11 @@ import (
 // returns its release. The lock sits beside the file, not on it, because Save
 // replaces nodes.yaml by rename and a lock on the old inode would protect nothing.
 func lockFile(path string) (func(), error) {
+	// The first write into a new state directory creates it, private: it will
+	// hold host keys and BMC passwords.
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("lock inventory: %w", err)
+	}
 	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock inventory: %w", err)

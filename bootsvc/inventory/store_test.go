@@ -1,10 +1,12 @@
 package inventory
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -153,4 +155,125 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip: %d nodes, want %d", again.Len(), inv.Len())
 		}
 	})
+}
+
+// TestStoreNeverPublishesHalfWrittenFile edits nodes.yaml the way an editor
+// does (truncate, then write in pieces) while the store polls, with every core
+// busy: no snapshot may ever hold fewer nodes than the file.
+func TestStoreNeverPublishesHalfWrittenFile(t *testing.T) {
+	const nodes = 300
+	path := filepath.Join(t.TempDir(), "nodes.yaml")
+	var buf bytes.Buffer
+	buf.WriteString("nodes:\n")
+	for i := 0; i < nodes; i++ {
+		fmt.Fprintf(&buf, "  n%03d: {ip: 10.41.%d.%d}\n", i, i/200, i%200+1)
+	}
+	full := buf.Bytes()
+	if err := os.WriteFile(path, full, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Snapshot().Len(); got != nodes {
+		t.Fatalf("opened with %d nodes, want %d", got, nodes)
+	}
+	s.interval = time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	busy(ctx, t)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	bad := make(chan int, 1)
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			default:
+			}
+			if n := s.Snapshot().Len(); n != nodes {
+				select {
+				case bad <- n:
+				default:
+				}
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	for round := 0; round < 100; round++ {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := 0; off < len(full); off += 512 {
+			end := min(off+512, len(full))
+			if _, err := f.Write(full[off:end]); err != nil {
+				t.Fatal(err)
+			}
+			runtime.Gosched()
+		}
+		f.Close()
+	}
+	close(stopWatch)
+	<-watched
+	select {
+	case n := <-bad:
+		t.Fatalf("a snapshot of a file caught mid-write was published: %d nodes, want %d", n, nodes)
+	default:
+	}
+	// The store still follows in-place edits: one more node shows up.
+	changed := s.Changed()
+	if err := os.WriteFile(path, append(full, "  extra: {ip: 10.41.9.9}\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for s.Snapshot().Len() != nodes+1 {
+		select {
+		case <-changed:
+			changed = s.Changed()
+		case <-ctx.Done():
+			t.Fatalf("in-place edit never published: %d nodes", s.Snapshot().Len())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// busy keeps every core spinning until ctx ends, as a loaded boot server would.
+func busy(ctx context.Context, t *testing.T) {
+	var wg sync.WaitGroup
+	for i := 0; i < runtime.NumCPU(); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for x := 0; ctx.Err() == nil; x++ {
+				if x%1_000_000 == 0 {
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	t.Cleanup(wg.Wait)
+}
+
+func TestModifyCreatesStateDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "state")
+	if _, err := Modify(filepath.Join(dir, "nodes.yaml"), func(inv *Inventory) error { return inv.Put(Node{Name: "a"}) }); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Fatalf("state dir mode %o, want 700", perm)
+	}
 }

@@ -14,6 +14,10 @@ const (
 	ModeNFS  BootMode = "nfs"  // read-only NFS root under a RAM overlay
 )
 
+// DistHTTP is the one root image distribution mode: every node fetches the
+// image from the boot service over HTTP.
+const DistHTTP = "http"
+
 // File is the on-disk form of nodes.yaml.
 type File struct {
 	Groups map[string]*Group `yaml:"groups,omitempty" json:"groups,omitempty"`
@@ -34,7 +38,7 @@ type Settings struct {
 	Overlays     []string          `yaml:"overlays,omitempty" json:"overlays,omitempty"`                       // extra overlay template dirs
 	SSHKeys      []string          `yaml:"ssh_authorized_keys,omitempty" json:"ssh_authorized_keys,omitempty"` // root's authorized_keys on the node
 	BMC          *BMC              `yaml:"bmc,omitempty" json:"bmc,omitempty"`                                 // BMC defaults (user, protocol)
-	Distribution string            `yaml:"distribution,omitempty" json:"distribution,omitempty"`               // http | tree | multicast
+	Distribution string            `yaml:"distribution,omitempty" json:"distribution,omitempty"`               // http (the only mode so far)
 }
 
 // Group is a named set of settings nodes can join.

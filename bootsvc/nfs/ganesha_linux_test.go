@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -17,8 +18,10 @@ import (
 	"time"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -72,34 +75,26 @@ func TestGaneshaServesRoot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	state := t.TempDir()
-	store := squashSet(t, ctx, state)
-	ns, err := netns.New(ctx, netns.UniqueName("nfss"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	peer, err := netns.New(ctx, netns.UniqueName("nfsc"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Close() })
-	v := netns.UniqueName("nfv")
-	if err := netns.Veth(ctx, ns, v+"s", "10.44.0.1/16", peer, v+"c", "10.44.0.2/16"); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := squashSet(t, ctx, state)
+	p := nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: "nfs", ServerAddr: "10.44.0.1/16", ClientAddr: "10.44.0.2/16"})
+	ns, peer := p.Server, p.Client
 	dialIn := func(n *netns.NS) func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return func(ctx context.Context, network, addr string) (c net.Conn, err error) {
 			err = n.Do(func() (err error) { c, err = (&net.Dialer{}).DialContext(ctx, network, addr); return })
 			return
 		}
 	}
-	nodes := []*inventory.Node{
-		{Name: "n1", Settings: inventory.Settings{Image: "nfsimg", Mode: inventory.ModeNFS}},
-		{Name: "n2", Settings: inventory.Settings{Image: "nfsimg", Mode: inventory.ModeNFS}},
-		{Name: "n3", Settings: inventory.Settings{Image: "other", Mode: inventory.ModeLive}},
+	nodes := store.NewMemory()
+	if err := nodes.Update(ctx, func(inv *inventory.Inventory) error {
+		return errors.Join(
+			inv.Put(inventory.Node{Name: "n1", Settings: inventory.Settings{Image: "nfsimg", Mode: inventory.ModeNFS}}),
+			inv.Put(inventory.Node{Name: "n2", Settings: inventory.Settings{Image: "nfsimg", Mode: inventory.ModeNFS}}),
+			inv.Put(inventory.Node{Name: "n3", Settings: inventory.Settings{Image: "other", Mode: inventory.ModeLive}}))
+	}); err != nil {
+		t.Fatal(err)
 	}
 	srv, err := New(Config{Enabled: true, Address: "10.44.0.1"}, Deps{
-		StateDir: state, Nodes: func() []*inventory.Node { return nodes }, Artifacts: store,
+		StateDir: state, Nodes: nodes, Artifacts: artifacts,
 		Wrap: func(c *exec.Cmd) *exec.Cmd {
 			w := exec.Command("ip", append([]string{"netns", "exec", ns.Name}, c.Args...)...)
 			w.Path, _ = exec.LookPath("ip")

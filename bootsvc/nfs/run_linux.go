@@ -26,7 +26,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	}
 	defer s.unmountAll()
-	entries, err := s.wanted()
+	entries, err := s.wanted(ctx)
 	if err != nil {
 		// One broken image must not keep the others' nodes from booting.
 		s.log.Error("some NFS roots are unavailable", "err", err)

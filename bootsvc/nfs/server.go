@@ -21,10 +21,15 @@ type Artifacts interface {
 	Current(name string) (*images.Entry, error)
 }
 
+// Nodes gives the inventory; a store.Store satisfies it.
+type Nodes interface {
+	Snapshot(ctx context.Context) (*inventory.Inventory, error)
+}
+
 // Deps are the server's collaborators.
 type Deps struct {
 	StateDir  string
-	Nodes     func() []*inventory.Node // every node, groups merged
+	Nodes     Nodes
 	Artifacts Artifacts
 	Log       *slog.Logger
 	// Wrap, when set, adjusts the ganesha command before it starts (tests run
@@ -76,11 +81,15 @@ func (s *Server) mountPoint(name, digest string) string {
 }
 
 // wanted lists the current sets of every image an NFS-mode node boots.
-func (s *Server) wanted() ([]*images.Entry, error) {
+func (s *Server) wanted(ctx context.Context) ([]*images.Entry, error) {
+	inv, err := s.deps.Nodes.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nfs: %w", err)
+	}
 	seen := map[string]bool{}
 	var out []*images.Entry
 	var errs []error
-	for _, n := range s.deps.Nodes() {
+	for _, n := range inv.Nodes() {
 		if n.Mode != inventory.ModeNFS || n.Image == "" || seen[n.Image] {
 			continue
 		}

@@ -24,27 +24,30 @@ import (
 // FileName is the state file's name inside the state directory.
 const FileName = "nodestate.json"
 
+// State is a node's boot state, or (InitrdDHCP) a phase of one.
+type State string
+
 // Boot states, in the order a healthy boot passes them.
 const (
-	DHCP   = "dhcp"
-	IPXE   = "ipxe"
-	Kernel = "kernel"
-	RootFS = "rootfs"
-	Booted = "booted"
-	Failed = "failed"
+	DHCP   State = "dhcp"
+	IPXE   State = "ipxe"
+	Kernel State = "kernel"
+	RootFS State = "rootfs"
+	Booted State = "booted"
+	Failed State = "failed"
 )
 
 // InitrdDHCP is the phase of the initramfs's own DHCP lease (a lease without
 // a boot file). It is not a state: it only adds its time to the boot under
 // way, and is ignored unless the node is in Kernel, so lease renewals of a
 // running node change nothing.
-const InitrdDHCP = "initrd-dhcp"
+const InitrdDHCP State = "initrd-dhcp"
 
 // States lists every valid state in boot order.
-var States = []string{DHCP, IPXE, Kernel, RootFS, Booted, Failed}
+var States = []State{DHCP, IPXE, Kernel, RootFS, Booted, Failed}
 
 // Valid reports whether s is a known state.
-func Valid(s string) bool {
+func Valid(s State) bool {
 	for _, v := range States {
 		if v == s {
 			return true
@@ -55,20 +58,20 @@ func Valid(s string) bool {
 
 // Node is one node's last known boot state.
 type Node struct {
-	Name        string               `json:"name"`
-	State       string               `json:"state"`
-	Updated     time.Time            `json:"updated"`
-	Phases      map[string]time.Time `json:"phases,omitempty"` // when each state was last entered
-	Detail      string               `json:"detail,omitempty"`
-	ImageDigest string               `json:"image_digest,omitempty"`
-	RootMount   string               `json:"root_mount,omitempty"`
-	Hostname    string               `json:"hostname,omitempty"`
-	Reason      string               `json:"reason,omitempty"`
+	Name        string              `json:"name"`
+	State       State               `json:"state"`
+	Updated     time.Time           `json:"updated"`
+	Phases      map[State]time.Time `json:"phases,omitempty"` // when each state was last entered
+	Detail      string              `json:"detail,omitempty"`
+	ImageDigest string              `json:"image_digest,omitempty"`
+	RootMount   string              `json:"root_mount,omitempty"`
+	Hostname    string              `json:"hostname,omitempty"`
+	Reason      string              `json:"reason,omitempty"`
 }
 
 // Report is what a node (or the server on its behalf) reports.
 type Report struct {
-	State       string `json:"state"`
+	State       State  `json:"state"`
 	Detail      string `json:"detail,omitempty"`
 	ImageDigest string `json:"image_digest,omitempty"`
 	RootMount   string `json:"root_mount,omitempty"`
@@ -87,6 +90,8 @@ type Store struct {
 	nodes map[string]*Node
 	dirty bool
 	kick  chan struct{}
+
+	onChange func(node string)
 }
 
 // Open loads <stateDir>/nodestate.json (a missing file is an empty store).
@@ -122,32 +127,54 @@ func Open(stateDir string, flushEvery time.Duration, log *slog.Logger) (*Store, 
 
 // Record sets node's state with a free-text detail; it satisfies the DHCP
 // server's StateRecorder.
-func (s *Store) Record(ctx context.Context, node, state, detail string) error {
+func (s *Store) Record(ctx context.Context, node string, state State, detail string) error {
 	return s.Report(ctx, node, Report{State: state, Detail: detail})
 }
 
 // Report records a full report for node.
 func (s *Store) Report(_ context.Context, node string, r Report) error {
-	if r.State == InitrdDHCP {
-		return s.initrdLease(node)
-	}
-	if !Valid(r.State) {
-		return fmt.Errorf("node %s: unknown state %q (want one of %v)", node, r.State, States)
-	}
-	now := s.now().UTC()
 	s.mu.Lock()
 	n := s.nodes[node]
 	if n == nil {
-		n = &Node{Name: node, Phases: map[string]time.Time{}}
+		n = &Node{Name: node}
+	}
+	changed, err := Apply(n, r, s.now())
+	if changed {
 		s.nodes[node] = n
+		s.dirty = true
 	}
-	if n.Phases == nil {
-		n.Phases = map[string]time.Time{}
+	s.mu.Unlock()
+	if err != nil {
+		return err
 	}
-	if r.State == DHCP {
+	if changed {
+		s.kickFlush()
+		s.notify(node)
+	}
+	return nil
+}
+
+// Apply is the boot-state machine every store shares: it applies r to n at
+// now and reports whether n changed. A DHCP state starts a new boot (earlier
+// phases are dropped); InitrdDHCP only adds its time to a boot in Kernel.
+func Apply(n *Node, r Report, now time.Time) (bool, error) {
+	now = now.UTC()
+	if r.State == InitrdDHCP {
+		if n.State != Kernel {
+			return false, nil
+		}
+		n.Phases[InitrdDHCP], n.Updated = now, now
+		return true, nil
+	}
+	if !Valid(r.State) {
+		return false, fmt.Errorf("node %s: unknown state %q (want one of %v)", n.Name, r.State, States)
+	}
+	if n.Phases == nil || r.State == DHCP {
 		// A new boot begins: earlier phases belong to the previous boot.
-		n.Phases = map[string]time.Time{}
-		n.Reason = ""
+		n.Phases = map[State]time.Time{}
+		if r.State == DHCP {
+			n.Reason = ""
+		}
 	}
 	n.State, n.Updated, n.Detail = r.State, now, r.Detail
 	n.Phases[r.State] = now
@@ -163,25 +190,33 @@ func (s *Store) Report(_ context.Context, node string, r Report) error {
 	if r.Reason != "" || r.State == Failed {
 		n.Reason = r.Reason
 	}
-	s.dirty = true
-	s.mu.Unlock()
-	s.kickFlush()
-	return nil
+	return true, nil
 }
 
-func (s *Store) initrdLease(node string) error {
+// Put replaces the records of nodes (an import); the file is written at the
+// next flush.
+func (s *Store) Put(nodes []Node) {
 	s.mu.Lock()
-	n := s.nodes[node]
-	if n == nil || n.State != Kernel {
-		s.mu.Unlock()
-		return nil
+	for _, n := range nodes {
+		c := copyNode(&n)
+		s.nodes[n.Name] = &c
 	}
-	now := s.now().UTC()
-	n.Phases[InitrdDHCP], n.Updated = now, now
 	s.dirty = true
 	s.mu.Unlock()
 	s.kickFlush()
-	return nil
+	for _, n := range nodes {
+		s.notify(n.Name)
+	}
+}
+
+// OnChange sets fn to be called (outside the lock) with each node whose
+// record changed. Set it before the store is shared.
+func (s *Store) OnChange(fn func(node string)) { s.onChange = fn }
+
+func (s *Store) notify(node string) {
+	if s.onChange != nil {
+		s.onChange(node)
+	}
 }
 
 // kickFlush wakes the flusher without blocking.
@@ -216,8 +251,8 @@ func (s *Store) List() []Node {
 }
 
 // Counts returns how many nodes are in each state.
-func (s *Store) Counts() map[string]int {
-	c := map[string]int{}
+func (s *Store) Counts() map[State]int {
+	c := map[State]int{}
 	s.mu.Lock()
 	for _, n := range s.nodes {
 		c[n.State]++
@@ -228,7 +263,7 @@ func (s *Store) Counts() map[string]int {
 
 func copyNode(n *Node) Node {
 	c := *n
-	c.Phases = make(map[string]time.Time, len(n.Phases))
+	c.Phases = make(map[State]time.Time, len(n.Phases))
 	for k, v := range n.Phases {
 		c.Phases[k] = v
 	}

@@ -18,7 +18,7 @@ func TestRecordPhasesAndPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, st := range []string{DHCP, IPXE, Kernel} {
+	for _, st := range []State{DHCP, IPXE, Kernel} {
 		if err := s.Record(ctx, "nid001", st, "x"); err != nil {
 			t.Fatal(err)
 		}
@@ -40,13 +40,13 @@ func TestRecordPhasesAndPersist(t *testing.T) {
 	if !ok {
 		t.Fatal("nid001 not persisted")
 	}
-	var phases []string
+	var phases []State
 	for _, st := range States {
 		if _, ok := n.Phases[st]; ok {
 			phases = append(phases, st)
 		}
 	}
-	if diff := cmp.Diff([]string{DHCP, IPXE, Kernel, Booted}, phases); diff != "" {
+	if diff := cmp.Diff([]State{DHCP, IPXE, Kernel, Booted}, phases); diff != "" {
 		t.Errorf("phases (-want +got):\n%s", diff)
 	}
 	if n.State != Booted || n.ImageDigest != "sha256:aa" || n.RootMount != "overlay /" {
@@ -123,15 +123,15 @@ func TestConcurrentRecordsBatch(t *testing.T) {
 func TestSummarize(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	n := Node{Name: "nid001", State: Booted, Updated: t0.Add(48 * time.Second), ImageDigest: "sha256:aa",
-		Phases: map[string]time.Time{DHCP: t0, IPXE: t0.Add(2 * time.Second), Kernel: t0.Add(3 * time.Second), Booted: t0.Add(48 * time.Second)}}
+		Phases: map[State]time.Time{DHCP: t0, IPXE: t0.Add(2 * time.Second), Kernel: t0.Add(3 * time.Second), Booted: t0.Add(48 * time.Second)}}
 	tests := []struct {
 		name    string
 		n       Node
 		current string
 		want    Summary
 	}{
-		{"current", n, "sha256:aa", Summary{State: Booted, Since: "12s", Phases: "dhcp 0s, ipxe 2s, kernel 3s, booted 48s", Digest: "sha256:aa"}},
-		{"stale", n, "sha256:bb", Summary{State: Booted, Since: "12s", Phases: "dhcp 0s, ipxe 2s, kernel 3s, booted 48s", Digest: "sha256:aa", Stale: true}},
+		{"current", n, "sha256:aa", Summary{State: "booted", Since: "12s", Phases: "dhcp 0s, ipxe 2s, kernel 3s, booted 48s", Digest: "sha256:aa"}},
+		{"stale", n, "sha256:bb", Summary{State: "booted", Since: "12s", Phases: "dhcp 0s, ipxe 2s, kernel 3s, booted 48s", Digest: "sha256:aa", Stale: true}},
 		{"never seen", Node{Name: "x"}, "sha256:bb", Summary{State: "unknown"}},
 	}
 	for _, tc := range tests {

@@ -19,7 +19,7 @@ type Summary struct {
 // Summarize renders n for listing; currentDigest is the node's image's current
 // digest ("" when unknown), now the time to measure from.
 func Summarize(n Node, currentDigest string, now time.Time) Summary {
-	s := Summary{State: n.State, Digest: n.ImageDigest, Stale: Stale(n, currentDigest), Reason: n.Reason}
+	s := Summary{State: string(n.State), Digest: n.ImageDigest, Stale: Stale(n, currentDigest), Reason: n.Reason}
 	if n.State == "" {
 		s.State = "unknown"
 		return s
@@ -27,7 +27,7 @@ func Summarize(n Node, currentDigest string, now time.Time) Summary {
 	if !n.Updated.IsZero() {
 		s.Since = now.Sub(n.Updated).Round(time.Second).String()
 	}
-	order := []string{DHCP, IPXE, Kernel, InitrdDHCP, RootFS, Booted, Failed}
+	order := []State{DHCP, IPXE, Kernel, InitrdDHCP, RootFS, Booted, Failed}
 	var first time.Time
 	for _, st := range order {
 		if t, ok := n.Phases[st]; ok && (first.IsZero() || t.Before(first)) {

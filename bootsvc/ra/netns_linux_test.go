@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -18,20 +18,8 @@ func TestRealClient(t *testing.T) {
 	testenv.RequireCommands(t, "rdisc6", "ip")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	srv, err := netns.New(ctx, netns.UniqueName("raS"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := netns.New(ctx, netns.UniqueName("raC"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	srvIf, cliIf := netns.UniqueName("ras"), netns.UniqueName("rac")
-	if err := netns.Veth(ctx, srv, srvIf, "10.41.9.1/24", cli, cliIf, "10.41.9.2/24"); err != nil {
-		t.Fatal(err)
-	}
+	p := nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: "ra", ServerAddr: "10.41.9.1/24", ClientAddr: "10.41.9.2/24"})
+	srv, cli, srvIf, cliIf := p.Server, p.Client, p.ServerIf, p.ClientIf
 	if err := srv.IP(ctx, "link", "set", srvIf, "address", "02:41:09:00:00:01"); err != nil {
 		t.Fatal(err)
 	}

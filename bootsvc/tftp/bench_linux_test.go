@@ -3,7 +3,6 @@ package tftp
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgctl/imgctl/internal/benchresult"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -104,13 +104,7 @@ func TestBenchTFTP(t *testing.T) {
 		"single_port_throughput_ratio_vs_tftpd_hpa": median(single) / median(hpa),
 	}
 	t.Logf("figures: %v", figures)
-	dir := os.Getenv("IMGCTL_BENCH_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "bench", "results")
-	}
-	b, _ := json.MarshalIndent(figures, "", "  ")
-	os.MkdirAll(dir, 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "tftp.json"), append(b, '\n'), 0o644); err != nil {
+	if err := benchresult.Write("tftp.json", figures); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imgctl/imgctl/internal/netns"
+	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -21,20 +22,8 @@ type pair struct{ srv, cli *netns.NS }
 func newPair(t testing.TB, ctx context.Context, subnet string) *pair {
 	t.Helper()
 	testenv.RequireRoot(t)
-	p := &pair{}
-	var err error
-	if p.srv, err = netns.New(ctx, netns.UniqueName("tfS")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.srv.Close() })
-	if p.cli, err = netns.New(ctx, netns.UniqueName("tfC")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.cli.Close() })
-	if err := netns.Veth(ctx, p.srv, netns.UniqueName("tfs"), subnet+".1/24", p.cli, netns.UniqueName("tfc"), subnet+".2/24"); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	np := nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: "tf", ServerAddr: subnet + ".1/24", ClientAddr: subnet + ".2/24"})
+	return &pair{srv: np.Server, cli: np.Client}
 }
 
 // transfers collects what the server reports.

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/imgctl/imgctl/bootsvc/bmc"
-	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/internal/hostlist"
 )
 
@@ -12,15 +12,16 @@ import (
 // merged BMC settings (groups in order, field by field, the node's own
 // winning), then credentials from secrets (node name first, then its groups,
 // last group first).
-func bmcTargets(invPath, nodes string, secrets bmc.Secrets) ([]bmc.Target, error) {
+func bmcTargets(ctx context.Context, g *globals, nodes string, secrets bmc.Secrets) ([]bmc.Target, error) {
 	names, err := hostlist.Expand(nodes)
 	if err != nil {
 		return nil, err
 	}
-	inv, err := inventory.Load(invPath)
+	inv, err := g.loadInventory(ctx)
 	if err != nil {
 		return nil, err
 	}
+	invPath := g.inventoryPath()
 	var out []bmc.Target
 	for _, name := range names {
 		n, ok := inv.Node(name)

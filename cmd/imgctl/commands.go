@@ -19,4 +19,5 @@ var commandGroups = []func(root *cobra.Command, g *globals){
 	addServeCommand,
 	addVMCommands,
 	addConfigCommands,
+	addStoreCommands,
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -89,7 +90,7 @@ The password comes from $IMGCTL_BMC_PASSWORD (--password-env) or from
 				failed = failed || pr.Error != ""
 			}
 			if apply {
-				n, err := applyProposals(g.inventoryPath(), props, group, user, insecure)
+				n, err := applyProposals(cmd.Context(), g, props, group, user, insecure)
 				if err != nil {
 					return err
 				}
@@ -162,9 +163,10 @@ func printProposals(p interface {
 // applyProposals adds the good proposals to the inventory (created if
 // absent) in one locked, atomic write. A name already in the inventory is an
 // error and nothing is written. No password is ever stored by discovery.
-func applyProposals(path string, props []proposal, group, user string, insecure bool) (int, error) {
+func applyProposals(ctx context.Context, g *globals, props []proposal, group, user string, insecure bool) (int, error) {
 	added := 0
-	_, err := inventory.Modify(path, func(inv *inventory.Inventory) error {
+	path := g.inventoryPath()
+	err := g.updateInventory(ctx, func(inv *inventory.Inventory) error {
 		if _, ok := inv.Group(group); group != "" && !ok {
 			// Nodes may only join groups that exist; an empty one is a start.
 			if err := inv.PutGroup(group, inventory.Group{}); err != nil {

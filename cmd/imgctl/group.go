@@ -127,7 +127,7 @@ func newGroupPutCmd(g *globals, add bool) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			_, err := inventory.Modify(g.inventoryPath(), func(inv *inventory.Inventory) error {
+			err := g.updateInventory(cmd.Context(), func(inv *inventory.Inventory) error {
 				grp, exists := inv.Group(name)
 				switch {
 				case add && exists:
@@ -158,7 +158,7 @@ func newGroupLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			inv, err := inventory.Load(g.inventoryPath())
+			inv, err := g.loadInventory(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -185,7 +185,7 @@ func newGroupRmCmd(g *globals) *cobra.Command {
 		Example: "  imgctl group rm old-compute",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := inventory.Modify(g.inventoryPath(), func(inv *inventory.Inventory) error {
+			err := g.updateInventory(cmd.Context(), func(inv *inventory.Inventory) error {
 				for _, name := range args {
 					if err := inv.RemoveGroup(name); err != nil {
 						return err

@@ -3,13 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/imgctl/imgctl/bootsvc/hostkeys"
-	"github.com/imgctl/imgctl/bootsvc/inventory"
 )
 
 // knownHost is one node's host key as `node known-hosts` reports it.
@@ -35,7 +32,12 @@ prints them in known_hosts form (name and address), for ~/.ssh/known_hosts or
 			if err != nil {
 				return err
 			}
-			inv, err := inventory.Load(g.inventoryPath())
+			st, err := g.openBootStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			inv, err := st.Snapshot(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -43,18 +45,17 @@ prints them in known_hosts form (name and address), for ~/.ssh/known_hosts or
 			if err != nil {
 				return err
 			}
-			store := hostkeys.NewStore(filepath.Join(g.stateDir, "hostkeys"))
 			var out []knownHost
 			var missing []string
 			for _, n := range nodes {
 				var pub []byte
 				if create {
-					k, err := store.Get(n.Name)
+					k, err := st.HostKey(cmd.Context(), n.Name)
 					if err != nil {
 						return err
 					}
 					pub = k.Public
-				} else if pub, err = store.Public(n.Name); err != nil {
+				} else if pub, err = st.PublicHostKey(cmd.Context(), n.Name); err != nil {
 					missing = append(missing, n.Name)
 					continue
 				}

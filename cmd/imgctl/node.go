@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
-	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"github.com/imgctl/imgctl/internal/hostlist"
 )
 
@@ -112,7 +111,7 @@ func newNodeAddCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = inventory.Modify(g.inventoryPath(), func(inv *inventory.Inventory) error {
+			err = g.updateInventory(cmd.Context(), func(inv *inventory.Inventory) error {
 				for i, name := range names {
 					if _, ok := inv.Raw(name); ok {
 						return fmt.Errorf("node %s already exists (use node set)", name)
@@ -160,7 +159,7 @@ func newNodeSetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = inventory.Modify(g.inventoryPath(), func(inv *inventory.Inventory) error {
+			err = g.updateInventory(cmd.Context(), func(inv *inventory.Inventory) error {
 				if _, err := inv.Select(args[0]); err != nil {
 					return err
 				}
@@ -198,7 +197,7 @@ func newNodeRmCmd(g *globals) *cobra.Command {
 		Example: "  imgctl node rm 'nid[010-012]'",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := inventory.Modify(g.inventoryPath(), func(inv *inventory.Inventory) error {
+			err := g.updateInventory(cmd.Context(), func(inv *inventory.Inventory) error {
 				nodes, err := inv.Select(args[0])
 				if err != nil {
 					return err
@@ -224,7 +223,12 @@ func newNodeLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			inv, err := inventory.Load(g.inventoryPath())
+			s, err := g.openBootStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			inv, err := s.Snapshot(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -234,11 +238,11 @@ func newNodeLsCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			states, err := nodestate.Open(g.stateDir, 0, nil) // read only: never flushed
+			states, err := s.States(cmd.Context())
 			if err != nil {
 				return err
 			}
-			views, rows := nodeListing(nodes, stateMap(states.List()), currentDigests(g.stateDir), time.Now())
+			views, rows := nodeListing(nodes, stateMap(states), currentDigests(g.stateDir), time.Now())
 			return p.Table(views, []string{"NODE", "MACS", "IP", "GROUPS", "IMAGE", "MODE", "STATE", "SINCE", "BOOTED-DIGEST", "PHASES"}, rows)
 		},
 	}

@@ -16,7 +16,7 @@ func TestNodeListingDigests(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	booted := func(digest string) nodestate.Node {
 		return nodestate.Node{State: nodestate.Booted, Updated: t0.Add(80 * time.Second), ImageDigest: digest,
-			Phases: map[string]time.Time{nodestate.DHCP: t0, nodestate.IPXE: t0.Add(2 * time.Second), nodestate.Kernel: t0.Add(3 * time.Second),
+			Phases: map[nodestate.State]time.Time{nodestate.DHCP: t0, nodestate.IPXE: t0.Add(2 * time.Second), nodestate.Kernel: t0.Add(3 * time.Second),
 				nodestate.InitrdDHCP: t0.Add(20 * time.Second), nodestate.RootFS: t0.Add(40 * time.Second), nodestate.Booted: t0.Add(80 * time.Second)}}
 	}
 	cur := "sha256:" + "aa11223344556677889900aabbccddeeff00112233445566778899aabbccddee"

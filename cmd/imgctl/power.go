@@ -68,7 +68,7 @@ func newPowerActionCmd(g *globals, pf *powerFlags, act bmc.Action, short string)
 					return err
 				}
 			}
-			targets, err := bmcTargets(g.inventoryPath(), args[0], secrets)
+			targets, err := bmcTargets(cmd.Context(), g, args[0], secrets)
 			if err != nil {
 				return err
 			}

@@ -4,22 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/imgctl/imgctl/bootsvc"
 	"github.com/imgctl/imgctl/bootsvc/config"
-	"github.com/imgctl/imgctl/bootsvc/dhcp"
-	"github.com/imgctl/imgctl/bootsvc/httpboot"
-	"github.com/imgctl/imgctl/bootsvc/inventory"
-	"github.com/imgctl/imgctl/bootsvc/nfs"
-	"github.com/imgctl/imgctl/bootsvc/nodestate"
-	"github.com/imgctl/imgctl/bootsvc/ra"
-	"github.com/imgctl/imgctl/bootsvc/tftp"
-	"github.com/imgctl/imgctl/images"
+	"github.com/imgctl/imgctl/bootsvc/store/filestore"
 )
 
 // configFlags locate and override the serve configuration.
@@ -95,108 +86,16 @@ Stops every server gracefully on SIGINT/SIGTERM or when one of them fails.`,
 	root.AddCommand(c)
 }
 
-// serve runs every enabled server until ctx ends or one fails.
+// serve runs the boot service on the state directory's store until ctx ends
+// or a server fails. This process owns the node boot states.
 func serve(ctx context.Context, g *globals, cfg config.Config, log *slog.Logger) error {
-	invStore, err := inventory.OpenStore(g.inventoryPath(), log.With("server", "inventory"))
+	st, err := filestore.Open(ctx, filestore.Options{StateDir: g.stateDir, Inventory: g.inventoryPath(), Owner: true, Log: log})
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(g.stateDir, 0o755); err != nil {
-		return fmt.Errorf("state dir: %w", err)
-	}
-	states, err := nodestate.Open(g.stateDir, 0, log.With("server", "nodestate"))
-	if err != nil {
-		return err
-	}
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(func() error { return invStore.Run(ctx) })
-	eg.Go(func() error { return states.Run(ctx) })
-	artifacts := images.NewStore(g.stateDir)
-
-	var nfsSrv *nfs.Server
-	if cfg.NFS.Enabled {
-		if nfsSrv, err = nfs.New(cfg.NFS, nfs.Deps{StateDir: g.stateDir, Artifacts: artifacts, Log: log,
-			Nodes: func() []*inventory.Node { return nodePtrs(invStore.Snapshot().Nodes()) }}); err != nil {
-			return err
-		}
-		eg.Go(func() error { return nfsSrv.Run(ctx) })
-	}
-	if cfg.HTTP.Enabled {
-		deps := httpboot.Deps{StateDir: g.stateDir, Artifacts: artifacts, States: states, Log: log,
-			Nodes:  func() httpboot.Nodes { return nodeLookup{invStore.Snapshot()} },
-			Reload: invStore.Reload}
-		if nfsSrv != nil {
-			deps.NFS = nfsSrv
-		}
-		h, err := httpboot.New(cfg.HTTP.Config, deps)
-		if err != nil {
-			return err
-		}
-		eg.Go(func() error { return h.Run(ctx) })
-	}
-	if cfg.DHCP.Enabled {
-		d, err := dhcp.New(cfg.DHCP, dhcp.Deps{Inventory: invStore, States: states, Log: log})
-		if err != nil {
-			return err
-		}
-		eg.Go(func() error { return d.Run(ctx) })
-	}
-	if cfg.TFTP.Enabled {
-		t, err := tftp.New(cfg.TFTP, tftp.Deps{Log: log})
-		if err != nil {
-			return err
-		}
-		eg.Go(func() error { return t.Run(ctx) })
-	}
-	if cfg.RA.Enabled {
-		r, err := ra.New(cfg.RA, log)
-		if err != nil {
-			return err
-		}
-		eg.Go(func() error { return r.Run(ctx) })
-	}
-	log.Info("serving", "interface", cfg.Interface, "address", cfg.Address, "dhcp", cfg.DHCP.Enabled, "tftp", cfg.TFTP.Enabled,
-		"http", cfg.HTTP.Enabled, "nfs", cfg.NFS.Enabled, "ra", cfg.RA.Enabled, "nodes", invStore.Snapshot().Len())
-	// Servers return nil when ctx ends; the first error cancels ctx for all.
-	err = eg.Wait()
-	if err := states.Flush(); err != nil {
-		log.Warn("flush node states", "err", err)
+	err = bootsvc.Serve(ctx, cfg, bootsvc.Deps{StateDir: g.stateDir, Store: st, Reload: st.Reload, Log: log})
+	if cerr := st.Close(); cerr != nil {
+		log.Warn("close store", "err", cerr)
 	}
 	return err
-}
-
-// nodeLookup adapts an inventory snapshot to httpboot.Nodes.
-type nodeLookup struct{ inv *inventory.Inventory }
-
-func (l nodeLookup) Node(name string) (*inventory.Node, bool) { return ptr(l.inv.Node(name)) }
-
-func (l nodeLookup) NodeByMAC(mac string) (*inventory.Node, bool) {
-	hw, err := net.ParseMAC(mac)
-	if err != nil {
-		return nil, false
-	}
-	return ptr(l.inv.NodeByMAC(hw))
-}
-
-func (l nodeLookup) NodeByIP(ip string) (*inventory.Node, bool) {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return nil, false
-	}
-	return ptr(l.inv.NodeByIP(a))
-}
-
-func ptr(n inventory.Node, ok bool) (*inventory.Node, bool) {
-	if !ok {
-		return nil, false
-	}
-	return &n, true
-}
-
-func nodePtrs(nodes []inventory.Node) []*inventory.Node {
-	out := make([]*inventory.Node, len(nodes))
-	for i := range nodes {
-		out[i] = &nodes[i]
-	}
-	return out
 }

@@ -4,18 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
-	"github.com/imgctl/imgctl/bootsvc/nodestate"
-	"github.com/imgctl/imgctl/images"
+	"github.com/imgctl/imgctl/bootsvc/vmboot"
 	"github.com/imgctl/imgctl/internal/hostlist"
 	"github.com/imgctl/imgctl/internal/vm"
 )
@@ -29,6 +24,7 @@ type vmBootFlags struct {
 	bridgeAddr  string
 	serveConfig string
 	serveSets   []string
+	accel       string
 }
 
 func addVMCommands(root *cobra.Command, g *globals) {
@@ -53,13 +49,15 @@ or NFS root (nfs), then phones home. The boot ends when the node reports
 'booted' (success), when it powers off or the timeout passes (failure).
 
 The serial console goes to <state>/vm/<node>/console.log (and to the terminal
-with --console), the boot service's log to serve.log beside it. KVM is used
-when /dev/kvm is there; otherwise QEMU emulates (TCG, a few minutes a boot).
+with --console), the boot service's log to serve.log and QEMU's own output to
+qemu.log beside it. KVM is used when it works (/dev/kvm opens, the CPU has
+vmx/svm, a VM can be created and a trial QEMU runs under it); otherwise QEMU
+emulates (TCG, a few minutes a boot). The report says which and why.
 Nothing is left behind: the machine, the service and the namespace are
 removed when the boot ends or on Ctrl-C.`,
 		Example: `  imgctl vm boot nid001
   imgctl vm boot 'nid[001-003]' --image compute-base --mode nfs -o json
-  imgctl vm boot nid001 --console --timeout 10m`,
+  imgctl vm boot nid001 --console --timeout 10m --accel tcg`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVMBoot(cmd.Context(), g, f, args[0])
@@ -74,37 +72,17 @@ removed when the boot ends or on Ctrl-C.`,
 	fl.StringVar(&f.bridgeAddr, "bridge-address", "", "boot service address on the node's bridge, CIDR (default: .1 of the node's subnet, .254 if the node is .1)")
 	fl.StringVar(&f.serveConfig, "serve-config", "", "serve configuration file for the private boot service")
 	fl.StringArrayVar(&f.serveSets, "serve-set", nil, "serve setting KEY=VALUE for the private boot service (repeatable)")
+	fl.StringVar(&f.accel, "accel", "auto", "QEMU accelerator: auto (KVM when it really works), kvm or tcg")
 	return c
-}
-
-// vmPhase is one step of a boot as seen on the console or by the boot service.
-type vmPhase struct {
-	Source string  `json:"source"` // console | server
-	Phase  string  `json:"phase"`
-	At     float64 `json:"at_s"` // seconds after QEMU started
-}
-
-// vmBootResult is what `vm boot` reports per node.
-type vmBootResult struct {
-	Node       string    `json:"node"`
-	Image      string    `json:"image"`
-	Mode       string    `json:"mode"`
-	Booted     bool      `json:"booted"`
-	Seconds    float64   `json:"seconds"`
-	Phases     []vmPhase `json:"phases"`
-	Digest     string    `json:"image_digest,omitempty"`
-	RootMount  string    `json:"root_mount,omitempty"`
-	Hostname   string    `json:"hostname,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	Failures   []string  `json:"failures,omitempty"` // console lines that mean trouble
-	Error      string    `json:"error,omitempty"`
-	ConsoleLog string    `json:"console_log"`
-	ServeLog   string    `json:"serve_log"`
 }
 
 func runVMBoot(ctx context.Context, g *globals, f *vmBootFlags, list string) error {
 	if f.mode != "" && f.mode != string(inventory.ModeLive) && f.mode != string(inventory.ModeNFS) {
 		return &usageError{msg: fmt.Sprintf("--mode %q: want live or nfs", f.mode)}
+	}
+	accel, err := accelFlag(f.accel)
+	if err != nil {
+		return err
 	}
 	p, err := g.printer()
 	if err != nil {
@@ -114,292 +92,58 @@ func runVMBoot(ctx context.Context, g *globals, f *vmBootFlags, list string) err
 	if err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("vm boot: %w", err)
+	opts := vmboot.Options{
+		StateDir:    g.stateDir,
+		Nodes:       vmboot.FileNodes(g.inventoryPath()),
+		States:      vmboot.FileStates(g.stateDir),
+		Image:       f.image,
+		Mode:        inventory.BootMode(f.mode),
+		MemoryMiB:   f.memory,
+		Timeout:     f.timeout,
+		BridgeAddr:  f.bridgeAddr,
+		ServeConfig: f.serveConfig,
+		ServeSets:   f.serveSets,
+		Accel:       accel,
 	}
-	var results []vmBootResult
-	var failed []string
-	for _, name := range names {
-		if ctx.Err() != nil {
-			break
-		}
-		r, err := bootOneVM(ctx, g, f, exe, name)
-		if err != nil {
-			r.Error = err.Error()
-			failed = append(failed, name)
-		}
-		results = append(results, r)
+	if !g.quiet && !f.console {
+		opts.Progress = g.stderr
 	}
+	if f.console {
+		opts.Console = g.stderr
+	}
+	if g.verbose { // vm's phase lines duplicate the progress lines
+		opts.Log = g.logger()
+	}
+	results, bootErr := vmboot.BootAll(ctx, opts, names)
 	if err := p.Value(results, func(w io.Writer) error { return printVMResults(w, results) }); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("vm boot: interrupted: %w", err)
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("vm boot: %d of %d nodes did not boot: %s", len(failed), len(names), hostlist.Compress(failed))
-	}
-	return nil
+	return bootErr
 }
 
-func bootOneVM(ctx context.Context, g *globals, f *vmBootFlags, exe, name string) (vmBootResult, error) {
-	r := vmBootResult{Node: name}
-	inv, err := inventory.Load(g.inventoryPath())
-	if err != nil {
-		return r, err
+// accelFlag turns --accel into vmboot's accelerator choice: auto probes
+// once for all nodes.
+func accelFlag(v string) (func(context.Context) vm.AccelChoice, error) {
+	switch v {
+	case "", "auto":
+		return (&vm.Prober{}).Probe, nil
+	case string(vm.AccelTCG), string(vm.AccelKVM):
+		c := vm.AccelChoice{Accel: vm.Accel(v), Reason: "--accel " + v}
+		return func(context.Context) vm.AccelChoice { return c }, nil
 	}
-	raw, ok := inv.Raw(name)
-	if !ok {
-		return r, fmt.Errorf("node %s is not in the inventory %s", name, g.inventoryPath())
-	}
-	if f.image != "" {
-		raw.Image = f.image
-	}
-	if f.mode != "" {
-		raw.Mode = inventory.BootMode(f.mode)
-	}
-	if err := inv.Put(raw); err != nil {
-		return r, err
-	}
-	n, _ := inv.Node(name)
-	r.Image, r.Mode = n.Image, string(n.Mode)
-	if r.Mode == "" {
-		r.Mode = string(inventory.ModeLive)
-	}
-	if len(n.MACs) == 0 || n.IP == "" {
-		return r, fmt.Errorf("node %s needs a MAC and an IP to boot as a VM (imgctl node set %s --mac … --ip …)", name, name)
-	}
-	if n.Image == "" {
-		return r, fmt.Errorf("node %s has no image (imgctl node set %s --image NAME, or --image here)", name, name)
-	}
-	if _, err := images.NewStore(g.stateDir).Current(n.Image); err != nil {
-		return r, fmt.Errorf("node %s: image %s has no boot artifacts in %s (imgctl artifacts build %s): %w", name, n.Image, g.stateDir, n.Image, err)
-	}
-	bridge := f.bridgeAddr
-	if bridge == "" {
-		if bridge, err = defaultBridgeAddr(n.IP, n.Netmask); err != nil {
-			return r, fmt.Errorf("node %s: %w", name, err)
-		}
-	}
-	serverIP, _, _ := strings.Cut(bridge, "/")
-
-	dir := filepath.Join(g.stateDir, "vm", name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r, fmt.Errorf("vm boot: %w", err)
-	}
-	// The private service reads a copy of the inventory, so --image and --mode
-	// never touch the real one.
-	invCopy := filepath.Join(dir, "nodes.yaml")
-	if err := inv.Save(invCopy); err != nil {
-		return r, err
-	}
-	r.ConsoleLog, r.ServeLog = filepath.Join(dir, "console.log"), filepath.Join(dir, "serve.log")
-	os.Remove(r.ConsoleLog) // QEMU appends to a chardev file
-	serveLog, err := os.Create(r.ServeLog)
-	if err != nil {
-		return r, fmt.Errorf("vm boot: %w", err)
-	}
-	defer serveLog.Close()
-
-	argv := []string{exe, "--state", g.stateDir, "--inventory", invCopy, "serve",
-		"--interface", "br0", "--address", serverIP, "--nfs=" + fmt.Sprint(r.Mode == string(inventory.ModeNFS)),
-		// The bridge is ours alone: an advertisement saves iPXE its ~13 s IPv6 wait.
-		"--ra"}
-	if f.serveConfig != "" {
-		argv = append(argv, "--config", f.serveConfig)
-	}
-	for _, s := range f.serveSets {
-		argv = append(argv, "--set", s)
-	}
-
-	progress := io.Discard
-	if !g.quiet && !f.console {
-		progress = g.stderr
-	}
-	var console io.Writer
-	if f.console {
-		console = g.stderr
-	}
-	fmt.Fprintf(progress, "%s: booting %s (%s) in QEMU, console log %s\n", name, r.Image, r.Mode, r.ConsoleLog)
-	start := time.Now()
-	watch := &stateWatch{stateDir: g.stateDir, node: name, since: start, progress: progress, start: start}
-	res, bootErr := vm.Boot(ctx, vm.Config{
-		Machine:    vm.Machine{MAC: n.MACs[0], SerialLog: r.ConsoleLog, MemoryMiB: f.memory, KVM: vm.HaveKVM()},
-		BridgeAddr: bridge,
-		Serve:      vm.ServeProcess(argv, serveLog),
-		Booted:     watch.booted,
-		Console:    console,
-		OnPhase: func(p vm.PhaseTime) {
-			fmt.Fprintf(progress, "%s: %6.1fs  console  %s\n", name, p.At.Seconds(), p.Phase)
-		},
-		Timeout: f.timeout,
-		Log:     vmLogger(g),
-	})
-	r.Seconds = time.Since(start).Seconds()
-	if res != nil {
-		r.Booted, r.Failures = res.Booted, res.Failures
-		for _, p := range res.Phases {
-			r.Phases = append(r.Phases, vmPhase{Source: "console", Phase: p.Phase, At: p.At.Seconds()})
-		}
-		if res.Booted {
-			r.Seconds = res.BootedAt.Seconds()
-		}
-	}
-	// The service has stopped and flushed: its record is final.
-	watch.poll()
-	r.Phases = append(r.Phases, watch.phases...)
-	sortPhases(r.Phases)
-	if st, ok := watch.last(); ok {
-		r.Digest, r.RootMount, r.Hostname, r.Reason = st.ImageDigest, st.RootMount, st.Hostname, st.Reason
-	}
-	if bootErr != nil {
-		if r.Reason != "" {
-			bootErr = fmt.Errorf("%w (node reported: %s)", bootErr, r.Reason)
-		}
-		return r, fmt.Errorf("node %s: %w", name, bootErr)
-	}
-	return r, nil
+	return nil, &usageError{msg: fmt.Sprintf("--accel %q: want auto, kvm or tcg", v)}
 }
 
-// vmLogger is vm.Boot's logger: its phase lines duplicate the progress
-// lines, so it speaks only with --verbose.
-func vmLogger(g *globals) *slog.Logger {
-	if g.verbose {
-		return g.logger()
-	}
-	return nil
-}
-
-// stateWatch follows one node's record in the boot service's state file.
-type stateWatch struct {
-	stateDir, node string
-	since, start   time.Time
-	progress       io.Writer
-	seen           map[string]bool
-	phases         []vmPhase
-	final          *nodestate.Node
-}
-
-// poll reads the state file and reports the node's new phases of this boot.
-func (w *stateWatch) poll() {
-	st, err := nodestate.Open(w.stateDir, 0, nil)
-	if err != nil {
-		return // mid-write files are replaced atomically; a read error is transient
-	}
-	n, ok := st.Get(w.node)
-	if !ok {
-		return
-	}
-	if w.seen == nil {
-		w.seen = map[string]bool{}
-	}
-	var fresh []vmPhase
-	for phase, at := range n.Phases {
-		if at.Before(w.since) || w.seen[phase] {
-			continue
-		}
-		w.seen[phase] = true
-		fresh = append(fresh, vmPhase{Source: "server", Phase: phase, At: at.Sub(w.start).Seconds()})
-	}
-	sortPhases(fresh)
-	for _, p := range fresh {
-		fmt.Fprintf(w.progress, "%s: %6.1fs  server   %s\n", w.node, p.At, p.Phase)
-	}
-	w.phases = append(w.phases, fresh...)
-	if !n.Updated.Before(w.since) {
-		w.final = &n
-	}
-}
-
-// booted is vm.Config.Booted: the node phoned home `booted` during this boot.
-// A `failed` report is not final (the node retries, then powers off).
-func (w *stateWatch) booted(context.Context) (bool, error) {
-	w.poll()
-	return w.final != nil && w.final.State == nodestate.Booted, nil
-}
-
-func (w *stateWatch) last() (nodestate.Node, bool) {
-	if w.final == nil {
-		return nodestate.Node{}, false
-	}
-	return *w.final, true
-}
-
-func sortPhases(p []vmPhase) {
-	for i := 1; i < len(p); i++ {
-		for j := i; j > 0 && p[j].At < p[j-1].At; j-- {
-			p[j], p[j-1] = p[j-1], p[j]
-		}
-	}
-}
-
-// defaultBridgeAddr picks the boot service's address in the node's subnet:
-// host .1, or .254 when the node itself is .1.
-func defaultBridgeAddr(ip, netmask string) (string, error) {
-	addr, err := netip.ParseAddr(ip)
-	if err != nil || !addr.Is4() {
-		return "", fmt.Errorf("ip %q: not an IPv4 address", ip)
-	}
-	bits := 24
-	if netmask != "" {
-		if bits, err = prefixLen(netmask); err != nil {
-			return "", err
-		}
-	}
-	if bits > 30 {
-		return "", fmt.Errorf("netmask /%d leaves no room for a boot server beside the node; give --bridge-address", bits)
-	}
-	network := toUint(netip.PrefixFrom(addr, bits).Masked().Addr())
-	server := network + 1
-	if server == toUint(addr) {
-		server = network | ^uint32(0)>>bits - 1 // broadcast - 1
-	}
-	return fmt.Sprintf("%s/%d", fromUint(server), bits), nil
-}
-
-// prefixLen reads a netmask given dotted (255.255.255.0) or as /24 or 24.
-func prefixLen(mask string) (int, error) {
-	m := strings.TrimPrefix(mask, "/")
-	var bits int
-	if _, err := fmt.Sscanf(m, "%d", &bits); err == nil && !strings.Contains(m, ".") {
-		if bits < 0 || bits > 32 {
-			return 0, fmt.Errorf("netmask %q: prefix out of range", mask)
-		}
-		return bits, nil
-	}
-	a, err := netip.ParseAddr(m)
-	if err != nil || !a.Is4() {
-		return 0, fmt.Errorf("netmask %q: want dotted or /prefix", mask)
-	}
-	v := toUint(a)
-	ones := 0
-	for v&(1<<31) != 0 {
-		ones++
-		v <<= 1
-	}
-	if v != 0 {
-		return 0, fmt.Errorf("netmask %q: not contiguous", mask)
-	}
-	return ones, nil
-}
-
-func toUint(a netip.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
-func fromUint(v uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
-func printVMResults(w io.Writer, results []vmBootResult) error {
+func printVMResults(w io.Writer, results []vmboot.Result) error {
 	for _, r := range results {
 		status := "booted"
 		if !r.Booted {
 			status = "NOT booted"
 		}
 		fmt.Fprintf(w, "%s: %s %s (%s) in %.1fs\n", r.Node, status, r.Image, r.Mode, r.Seconds)
+		if r.Accel != "" {
+			fmt.Fprintf(w, "  accel         %s\n", vm.AccelChoice{Accel: r.Accel, Reason: r.AccelReason})
+		}
 		if r.Digest != "" {
 			fmt.Fprintf(w, "  image digest  %s\n", r.Digest)
 		}
@@ -412,6 +156,9 @@ func printVMResults(w io.Writer, results []vmBootResult) error {
 		if r.Reason != "" {
 			fmt.Fprintf(w, "  reason        %s\n", r.Reason)
 		}
+		if r.Error != "" {
+			fmt.Fprintf(w, "  error         %s\n", strings.ReplaceAll(r.Error, "\n", "\n                "))
+		}
 		for _, f := range r.Failures {
 			fmt.Fprintf(w, "  console       %s\n", f)
 		}
@@ -422,7 +169,9 @@ func printVMResults(w io.Writer, results []vmBootResult) error {
 		if len(parts) > 0 {
 			fmt.Fprintf(w, "  phases        %s\n", strings.Join(parts, ", "))
 		}
-		fmt.Fprintf(w, "  console log   %s\n  serve log     %s\n", r.ConsoleLog, r.ServeLog)
+		if r.ConsoleLog != "" {
+			fmt.Fprintf(w, "  console log   %s\n  serve log     %s\n  qemu log      %s\n", r.ConsoleLog, r.ServeLog, r.QEMULog)
+		}
 	}
 	return nil
 }

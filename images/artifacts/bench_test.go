@@ -2,7 +2,6 @@ package artifacts_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"github.com/imgctl/imgctl/builder/buildtest"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/images/artifacts"
+	"github.com/imgctl/imgctl/internal/benchresult"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -110,20 +110,7 @@ func TestBenchArtifacts(t *testing.T) {
 		"second_build_goal":            "< 1 s",
 	}
 	t.Logf("%+v", res)
-	writeResult(t, "artifacts.json", res)
-}
-
-func writeResult(t *testing.T, name string, v any) {
-	t.Helper()
-	dir := os.Getenv("IMGCTL_BENCH_DIR")
-	if dir == "" {
-		dir = filepath.Join(buildtest.RepoRoot(), "bench", "results")
-	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
+	if err := benchresult.Write("artifacts.json", res); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -3,7 +3,6 @@ package registry_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/images/registry"
+	"github.com/imgctl/imgctl/internal/benchresult"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -79,15 +79,7 @@ func TestBenchRegistry(t *testing.T) {
 		"pull_and_verify_seconds": pull.Seconds(),
 	}
 	t.Logf("figures: %v", figures)
-	dir := os.Getenv("IMGCTL_BENCH_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "bench", "results")
-	}
-	b, _ := json.MarshalIndent(figures, "", "  ")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "registry.json"), append(b, '\n'), 0o644); err != nil {
+	if err := benchresult.Write("registry.json", figures); err != nil {
 		t.Fatal(err)
 	}
 }

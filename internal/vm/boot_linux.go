@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -24,7 +27,18 @@ type Config struct {
 	Serve func(ctx context.Context, ns *netns.NS) error
 	// Booted is polled once a second; true (or an error) ends the boot and
 	// stops the machine. nil = wait for the multi-user console line.
-	Booted  func(ctx context.Context) (bool, error)
+	Booted func(ctx context.Context) (bool, error)
+	// OnBooted runs once the node booted, before the machine is stopped, in
+	// the boot's context (bounded by Timeout); ns is where the node is
+	// reachable (run clients through ns.Command). Its error is Boot's error,
+	// with Result.Booted still true. nil = stop at once.
+	OnBooted func(ctx context.Context, ns *netns.NS) error
+	// QEMU is the emulator to run; "" = qemu-system-x86_64.
+	QEMU string
+	// QEMULog receives QEMU's own stdout and stderr (truncated at start);
+	// "" = qemu.log beside Machine.SerialLog. Its last lines are quoted when
+	// QEMU exits before the node booted.
+	QEMULog string
 	Console io.Writer       // echo of the serial console; nil = none
 	OnPhase func(PhaseTime) // called as each console phase is first seen; nil = none
 	Timeout time.Duration   // 0 = 240 s
@@ -40,6 +54,7 @@ type PhaseTime struct {
 // Result is what a boot showed.
 type Result struct {
 	Namespace string        `json:"namespace"`
+	QEMULog   string        `json:"qemu_log,omitempty"` // QEMU's own output
 	Phases    []PhaseTime   `json:"phases"`
 	Booted    bool          `json:"booted"`
 	BootedAt  time.Duration `json:"booted_at_ns"`
@@ -95,14 +110,27 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 		}()
 	}
 
-	cmd := ns.Command(context.Background(), append([]string{"qemu-system-x86_64"}, args...)...)
-	out := &limitedBuffer{max: 16 << 10}
-	cmd.Stdout, cmd.Stderr = out, out
+	qemu := cfg.QEMU
+	if qemu == "" {
+		qemu = "qemu-system-x86_64"
+	}
+	qlogPath := cfg.QEMULog
+	if qlogPath == "" {
+		qlogPath = filepath.Join(filepath.Dir(m.SerialLog), "qemu.log")
+	}
+	qlog, err := os.Create(qlogPath)
+	if err != nil {
+		return res, fmt.Errorf("vm: qemu log: %w", err)
+	}
+	defer qlog.Close()
+	res.QEMULog = qlogPath
+	cmd := ns.Command(context.Background(), append([]string{qemu}, args...)...)
+	cmd.Stdout, cmd.Stderr = qlog, qlog
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("vm: start qemu: %w", err)
 	}
-	log.Info("qemu started", "pid", cmd.Process.Pid, "netns", ns.Name, "mac", m.MAC)
+	log.Info("qemu started", "pid", cmd.Process.Pid, "netns", ns.Name, "mac", m.MAC, "accel", m.Accel)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stopped := false
@@ -152,7 +180,7 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 		case err := <-exited:
 			stopped = true
 			finish()
-			return res, fmt.Errorf("vm: qemu exited before the node booted: %v: %s", err, out.String())
+			return res, earlyExit(qemu, err, qlogPath, time.Since(start))
 		case err := <-srvErr:
 			finish()
 			if err == nil {
@@ -176,33 +204,40 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		if booted {
 			res.Booted, res.BootedAt = true, time.Since(start)
+			var hookErr error
+			if cfg.OnBooted != nil {
+				if hookErr = cfg.OnBooted(ctx, ns); hookErr != nil {
+					hookErr = fmt.Errorf("vm: node %s booted, then: %w", m.MAC, hookErr)
+				}
+			}
 			cmd.Process.Kill() // no need to wait for the guest to power off
 			<-exited
 			stopped = true
 			finish()
-			return res, nil
+			return res, hookErr
 		}
 	}
 }
 
-// limitedBuffer keeps the first max bytes of QEMU's own output.
-type limitedBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
+// tailLines is how many of QEMU's last output lines an early exit quotes.
+const tailLines = 8
 
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := l.max - len(l.b); room > 0 {
-		l.b = append(l.b, p[:min(room, len(p))]...)
+// earlyExit describes QEMU stopping before the node booted: its exit status
+// and the last lines it wrote to logPath.
+func earlyExit(qemu string, waitErr error, logPath string, after time.Duration) error {
+	status := "exit status 0: the guest powered off" // -no-reboot turns a reboot into this too
+	var ee *exec.ExitError
+	switch {
+	case errors.As(waitErr, &ee):
+		status = ee.ProcessState.String() // "exit status 1", "signal: aborted"
+	case waitErr != nil:
+		status = waitErr.Error()
 	}
-	return len(p), nil
-}
-
-func (l *limitedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.b)
+	data, _ := os.ReadFile(logPath)
+	tail := lastLines(string(data), tailLines, "\n    ")
+	if tail == "" {
+		tail = "(nothing)"
+	}
+	return fmt.Errorf("vm: %s exited before the node booted (%s after %.1fs); last output in %s:\n    %s",
+		qemu, status, after.Seconds(), logPath, tail)
 }

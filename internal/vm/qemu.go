@@ -24,7 +24,7 @@ type Machine struct {
 	Tap       string // tap device QEMU opens (it must exist in QEMU's namespace)
 	SerialLog string // file the serial console is written to
 	MemoryMiB int    // 0 = 1024
-	KVM       bool   // use /dev/kvm instead of TCG
+	Accel     Accel  // "" = AccelTCG; AccelKVM only after a Prober said it works
 	ROM       string // "" = DefaultROM
 }
 
@@ -51,8 +51,12 @@ func (m Machine) Args() ([]string, error) {
 	// qemu64 without svm: the guest then does not load kvm_amd, which caused
 	// 20 s soft lockups under TCG.
 	accel, cpu := "tcg,thread=multi", "qemu64,-svm"
-	if m.KVM {
+	switch m.Accel {
+	case "", AccelTCG:
+	case AccelKVM:
 		accel, cpu = "kvm", "host"
+	default:
+		return nil, fmt.Errorf("machine %s: accelerator %q: want %s or %s", hw, m.Accel, AccelTCG, AccelKVM)
 	}
 	return []string{
 		"-machine", "pc", "-accel", accel, "-cpu", cpu, "-smp", "1",
@@ -63,14 +67,4 @@ func (m Machine) Args() ([]string, error) {
 		"-device", "virtio-net-pci,netdev=n0,mac=" + hw.String() + ",disable-legacy=on,romfile=" + rom,
 		"-boot", "n",
 	}, nil
-}
-
-// HaveKVM reports whether /dev/kvm can be opened.
-func HaveKVM() bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
 }

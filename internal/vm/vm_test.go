@@ -26,7 +26,7 @@ func TestArgs(t *testing.T) {
 			[]string{"tcg,thread=multi", "qemu64,-svm", "1024", "-no-reboot", "file,id=s0,path=/x/serial.log",
 				"tap,id=n0,ifname=tap0,script=no,downscript=no",
 				"virtio-net-pci,netdev=n0,mac=52:54:00:aa:00:01,disable-legacy=on,romfile=" + rom}, ""},
-		{"kvm", Machine{MAC: "52:54:00:aa:00:02", Tap: "t", SerialLog: "l", ROM: rom, KVM: true, MemoryMiB: 2048},
+		{"kvm", Machine{MAC: "52:54:00:aa:00:02", Tap: "t", SerialLog: "l", ROM: rom, Accel: AccelKVM, MemoryMiB: 2048},
 			[]string{"kvm", "host", "2048"}, ""},
 		{"bad mac", Machine{MAC: "52:54:00", Tap: "t", SerialLog: "l", ROM: rom}, nil, "not an Ethernet MAC"},
 		{"no tap", Machine{MAC: "52:54:00:aa:00:02", SerialLog: "l", ROM: rom}, nil, "needs a tap"},

@@ -1,0 +1,107 @@
+// Package bootsvc composes the boot service: it runs the enabled protocol
+// servers (DHCP, TFTP, HTTP, NFS, router advertisements) over one store and
+// one boot resolver until the context ends or one of them fails. `imgctl
+// serve` calls Serve; so do `imgctl vm boot` (through `imgctl serve` in the
+// VM's namespace) and the tests.
+package bootsvc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/imgctl/imgctl/bootsvc/bootspec"
+	"github.com/imgctl/imgctl/bootsvc/config"
+	"github.com/imgctl/imgctl/bootsvc/dhcp"
+	"github.com/imgctl/imgctl/bootsvc/httpboot"
+	"github.com/imgctl/imgctl/bootsvc/nfs"
+	"github.com/imgctl/imgctl/bootsvc/nodetoken"
+	"github.com/imgctl/imgctl/bootsvc/ra"
+	"github.com/imgctl/imgctl/bootsvc/store"
+	"github.com/imgctl/imgctl/bootsvc/tftp"
+	"github.com/imgctl/imgctl/images"
+	"github.com/imgctl/imgctl/internal/logging"
+)
+
+// Deps are what the boot service runs on.
+type Deps struct {
+	StateDir  string        // required: artifacts, overlays' cache, the token secret
+	Store     store.Store   // required; the caller opens and closes it
+	Artifacts *images.Store // nil: images.NewStore(StateDir)
+	// Reload, if set, is offered as the admin API's reload (the file backend
+	// rereads nodes.yaml).
+	Reload func(ctx context.Context) error
+	Log    *slog.Logger // nil: discard
+}
+
+// Serve runs every server cfg enables until ctx ends (nil) or one fails (its
+// error); the first failure stops the others.
+func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
+	if deps.StateDir == "" || deps.Store == nil {
+		return errors.New("boot service: StateDir and Store are required")
+	}
+	log := logging.OrDiscard(deps.Log)
+	artifacts := deps.Artifacts
+	if artifacts == nil {
+		artifacts = images.NewStore(deps.StateDir)
+	}
+	eg, ctx := errgroup.WithContext(ctx)
+
+	var nfsSrv *nfs.Server
+	if cfg.NFS.Enabled {
+		var err error
+		if nfsSrv, err = nfs.New(cfg.NFS, nfs.Deps{StateDir: deps.StateDir, Artifacts: artifacts, Log: log, Nodes: deps.Store}); err != nil {
+			return err
+		}
+		eg.Go(func() error { return nfsSrv.Run(ctx) })
+	}
+	if cfg.HTTP.Enabled {
+		httpCfg := cfg.HTTP.Config.WithDefaults(deps.StateDir)
+		tokens, err := nodetoken.LoadSecret(httpCfg.TokenSecret)
+		if err != nil {
+			return err
+		}
+		var roots bootspec.NFSRoots
+		if nfsSrv != nil {
+			roots = nfsSrv
+		}
+		boot := bootspec.New(bootspec.Config{PublicURL: httpCfg.PublicURL, Console: httpCfg.Console}, deps.Store, artifacts, roots, tokens)
+		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
+			Artifacts: artifacts, Reload: deps.Reload, Log: log})
+		if err != nil {
+			return err
+		}
+		eg.Go(func() error { return h.Run(ctx) })
+	}
+	if cfg.DHCP.Enabled {
+		d, err := dhcp.New(cfg.DHCP, dhcp.Deps{Nodes: deps.Store, States: deps.Store, Log: log})
+		if err != nil {
+			return err
+		}
+		eg.Go(func() error { return d.Run(ctx) })
+	}
+	if cfg.TFTP.Enabled {
+		t, err := tftp.New(cfg.TFTP, tftp.Deps{Log: log})
+		if err != nil {
+			return err
+		}
+		eg.Go(func() error { return t.Run(ctx) })
+	}
+	if cfg.RA.Enabled {
+		r, err := ra.New(cfg.RA, log)
+		if err != nil {
+			return err
+		}
+		eg.Go(func() error { return r.Run(ctx) })
+	}
+	nodes := 0
+	if inv, err := deps.Store.Snapshot(ctx); err == nil {
+		nodes = inv.Len()
+	}
+	log.Info("serving", "interface", cfg.Interface, "address", cfg.Address, "dhcp", cfg.DHCP.Enabled, "tftp", cfg.TFTP.Enabled,
+		"http", cfg.HTTP.Enabled, "nfs", cfg.NFS.Enabled, "ra", cfg.RA.Enabled, "nodes", nodes)
+	// Servers return nil when ctx ends; the first error cancels ctx for all.
+	return eg.Wait()
+}

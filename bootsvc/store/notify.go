@@ -1,0 +1,58 @@
+package store
+
+import (
+	"context"
+	"sync"
+)
+
+// Notifier fans changes out to Watch subscribers; backends embed one. The
+// zero value is ready to use.
+type Notifier struct {
+	mu   sync.Mutex
+	subs map[chan Change]bool // true: the subscriber missed changes
+}
+
+// watchBuffer is how many changes a subscriber may fall behind before it is
+// told to resync instead.
+const watchBuffer = 256
+
+// Watch is Store.Watch.
+func (n *Notifier) Watch(ctx context.Context) <-chan Change {
+	ch := make(chan Change, watchBuffer)
+	n.mu.Lock()
+	if n.subs == nil {
+		n.subs = map[chan Change]bool{}
+	}
+	n.subs[ch] = false
+	n.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		n.mu.Lock()
+		delete(n.subs, ch)
+		close(ch)
+		n.mu.Unlock()
+	}()
+	return ch
+}
+
+// Notify delivers c to every subscriber without blocking.
+func (n *Notifier) Notify(c Change) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for ch, missed := range n.subs {
+		if missed {
+			// Keep trying to hand over the resync; once it is in, carry on.
+			select {
+			case ch <- Change{Kind: Resync}:
+				n.subs[ch] = false
+			default:
+				continue
+			}
+		}
+		select {
+		case ch <- c:
+		default:
+			n.subs[ch] = true
+		}
+	}
+}
