@@ -95,10 +95,10 @@ type Change struct {
 
 // Dump is a whole store in a backend-neutral form (imgctl store export).
 type Dump struct {
-	Version   int                     `yaml:"version" json:"version"`
-	Inventory inventory.File          `yaml:"inventory" json:"inventory"`
-	States    []nodestate.Node        `yaml:"states,omitempty" json:"states,omitempty"`
-	HostKeys  map[string]HostKey      `yaml:"host_keys,omitempty" json:"-"` // private keys: YAML export only
+	Version   int                `yaml:"version" json:"version"`
+	Inventory inventory.File     `yaml:"inventory" json:"inventory"`
+	States    []nodestate.Node   `yaml:"states,omitempty" json:"states,omitempty"`
+	HostKeys  map[string]HostKey `yaml:"host_keys,omitempty" json:"-"` // private keys: YAML export only
 }
 
 // HostKey is a node's SSH host key in a Dump, as the OpenSSH file texts.

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
 )
 
 // knownHost is one node's host key as `node known-hosts` reports it.
