@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/store/filestore"
 	"github.com/imgctl/imgctl/bootsvc/vmboot"
 	"github.com/imgctl/imgctl/builder/buildtest"
 	"github.com/imgctl/imgctl/images"
@@ -331,18 +332,23 @@ func flipByte(t *testing.T, path string, newFile bool) {
 	}
 }
 
-// waitState polls the node's record until it has entered state since start.
+// waitState waits, through the store's change notifications, until the
+// node's record has entered state since start.
 func (b *bootNode) waitState(ctx context.Context, state nodestate.State, since time.Time) error {
+	st, err := filestore.Open(ctx, filestore.Options{StateDir: b.state})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	changes := st.Watch(ctx)
 	for {
-		if st, err := nodestate.Open(b.state, 0, nil); err == nil {
-			if n, ok := st.Get(b.name); ok && !n.Phases[state].Before(since) {
-				return nil
-			}
+		if n, err := st.State(ctx, b.name); err == nil && !n.Phases[state].Before(since) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("node %s never reached %s: %w", b.name, state, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
+		case <-changes:
 		}
 	}
 }
@@ -434,10 +440,16 @@ func (b *bootNode) restartBoot(t *testing.T, set *images.Entry) {
 		}
 		return nil
 	}
+	st, err := filestore.Open(context.Background(), filestore.Options{StateDir: b.state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	res, err := vmboot.Boot(context.Background(), vmboot.Options{
 		StateDir:  b.state,
-		Nodes:     vmboot.FileNodes(filepath.Join(b.state, "nodes.yaml")),
-		States:    vmboot.FileStates(b.state),
+		Nodes:     st,
+		States:    st,
+		HostKeys:  st,
 		Exe:       b.bin,
 		ServeSets: []string{"http.retry_pause=2s"},
 		Serve:     serve,
@@ -457,11 +469,7 @@ func (b *bootNode) restartBoot(t *testing.T, set *images.Entry) {
 	if res.Accel == "" || res.Hostname != b.name || res.Digest != set.Manifest.ImageDigest {
 		t.Errorf("result after restart: %+v", res)
 	}
-	st, err := nodestate.Open(b.state, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := st.Get(b.name)
+	n, _ := st.State(context.Background(), b.name)
 	if n.State != nodestate.Booted || n.Hostname != b.name || n.ImageDigest != set.Manifest.ImageDigest {
 		t.Errorf("record after restart: %+v", n)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/imgctl/imgctl/bootsvc/dhcp/dhcptest"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/store/filestore"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/internal/benchresult"
 	"github.com/imgctl/imgctl/internal/netns"
@@ -180,12 +181,21 @@ func TestLoad200NodesThroughServe(t *testing.T) {
 	// The service recorded every node: lease, script, kernel.
 	serve.Process.Signal(syscall.SIGTERM)
 	serve.Wait()
-	st, err := nodestate.Open(state, 0, nil)
+	st, err := filestore.Open(ctx, filestore.Options{StateDir: state})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := st.Counts()[nodestate.Kernel]; c != nodes {
-		t.Errorf("%d nodes in state kernel, want %d (%v)", c, nodes, st.Counts())
+	defer st.Close()
+	list, err := st.States(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[nodestate.State]int{}
+	for _, n := range list {
+		counts[n.State]++
+	}
+	if c := counts[nodestate.Kernel]; c != nodes {
+		t.Errorf("%d nodes in state kernel, want %d (%v)", c, nodes, counts)
 	}
 	if os.Getenv("IMGCTL_BENCH") != "" {
 		if err := benchresult.Write("load_serve.json", figures); err != nil {

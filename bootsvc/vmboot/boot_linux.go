@@ -174,11 +174,10 @@ func boot(ctx context.Context, opts Options, name string) (Result, error) {
 	var onBooted func(ctx context.Context, ns *netns.NS) error
 	if opts.OnBooted != nil {
 		onBooted = func(ctx context.Context, ns *netns.NS) error {
-			hostKeys := opts.HostKeys
-			if hostKeys == nil {
-				hostKeys = FileHostKeys(opts.StateDir)
+			if opts.HostKeys == nil {
+				return errors.New("vm boot: OnBooted needs HostKeys")
 			}
-			key, err := hostKeys.HostKey(ctx, name)
+			key, err := opts.HostKeys.PublicHostKey(ctx, name)
 			if err != nil {
 				return err
 			}

@@ -91,7 +91,7 @@ func TestBootedNodeSSH(t *testing.T) {
 		}
 	})
 
-	key, err := FileHostKeys(state).HostKey(ctx, node)
+	key, err := hostkeys.NewStore(filepath.Join(state, "hostkeys")).Public(node)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ package vmboot
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"time"
@@ -27,30 +26,27 @@ import (
 	"github.com/imgctl/imgctl/internal/vm"
 )
 
-// ErrNotFound is wrapped by Nodes and States when there is no such node or
-// no record for it yet.
-var ErrNotFound = errors.New("not found")
 
 // Nodes looks nodes up.
 type Nodes interface {
 	// Node returns name's effective entry, merged with its groups; an
-	// error wrapping ErrNotFound when there is none.
+	// error wrapping store.ErrNotFound when there is none.
 	Node(ctx context.Context, name string) (inventory.Node, error)
 }
 
 // States reads the boot states the boot service records.
 type States interface {
 	// State returns node's last recorded boot state; an error wrapping
-	// ErrNotFound when nothing was recorded for it yet.
+	// store.ErrNotFound when nothing was recorded for it yet.
 	State(ctx context.Context, node string) (nodestate.Node, error)
 }
 
 // HostKeys hands out the nodes' SSH host keys, the ones the boot service
 // puts into their overlays.
 type HostKeys interface {
-	// HostKey returns node's public host key in authorized_keys form
-	// ("ssh-ed25519 AAAA… comment").
-	HostKey(ctx context.Context, node string) ([]byte, error)
+	// PublicHostKey returns node's public host key in authorized_keys
+	// form ("ssh-ed25519 AAAA… comment").
+	PublicHostKey(ctx context.Context, node string) ([]byte, error)
 }
 
 // Options say how to boot. Nodes and States and StateDir are required.
@@ -60,10 +56,10 @@ type Options struct {
 	// <StateDir>/vm/<node>/.
 	StateDir string
 	Nodes    Nodes
-	// States must see what the private service records: today the node
-	// state file in StateDir (FileStates).
+	// States must see what the private service records: the state
+	// directory's store, opened as a reader.
 	States States
-	// HostKeys nil = the key files under <StateDir>/hostkeys (FileHostKeys).
+	// HostKeys gives the nodes' host keys; required with OnBooted.
 	HostKeys HostKeys
 
 	Image string             // boot this image instead of the node's; "" = the node's

@@ -3,9 +3,7 @@ package vmboot
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/store"
 )
 
 // memNodes is an in-memory Nodes.
@@ -23,7 +22,7 @@ type memNodes map[string]inventory.Node
 func (m memNodes) Node(_ context.Context, name string) (inventory.Node, error) {
 	n, ok := m[name]
 	if !ok {
-		return inventory.Node{}, fmt.Errorf("%w in memory", ErrNotFound)
+		return inventory.Node{}, fmt.Errorf("%w in memory", store.ErrNotFound)
 	}
 	return n, nil
 }
@@ -34,7 +33,7 @@ type memStates map[string]nodestate.Node
 func (m memStates) State(_ context.Context, node string) (nodestate.Node, error) {
 	n, ok := m[node]
 	if !ok {
-		return nodestate.Node{}, ErrNotFound
+		return nodestate.Node{}, store.ErrNotFound
 	}
 	return n, nil
 }
@@ -170,24 +169,3 @@ func TestStateWatch(t *testing.T) {
 	}
 }
 
-func TestFileAdapters(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	if _, err := FileNodes(filepath.Join(dir, "nodes.yaml")).Node(ctx, "x"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("FileNodes on a missing file: %v, want ErrNotFound", err)
-	}
-	if _, err := FileStates(dir).State(ctx, "x"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("FileStates with no state file: %v, want ErrNotFound", err)
-	}
-	if _, err := FileHostKeys(dir).HostKey(ctx, "x"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("FileHostKeys for a node without a key: %v, want ErrNotFound", err)
-	}
-	inv := filepath.Join(dir, "nodes.yaml")
-	if err := os.WriteFile(inv, []byte("groups:\n  g: {image: img}\nnodes:\n  n1: {macs: ['52:54:00:aa:00:01'], ip: 10.63.0.2, groups: [g]}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	n, err := FileNodes(inv).Node(ctx, "n1")
-	if err != nil || n.Image != "img" {
-		t.Errorf("FileNodes.Node = %+v, %v; want the group's image merged in", n, err)
-	}
-}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
+	"github.com/imgctl/imgctl/bootsvc/store"
 )
 
 // stateWatch follows one node's boot state during one boot.
@@ -27,7 +28,7 @@ type stateWatch struct {
 // are transient: it replaces its file atomically).
 func (w *stateWatch) poll(ctx context.Context) error {
 	n, err := w.states.State(ctx, w.node)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {

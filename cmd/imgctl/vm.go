@@ -92,10 +92,16 @@ func runVMBoot(ctx context.Context, g *globals, f *vmBootFlags, list string) err
 	if err != nil {
 		return &usageError{msg: err.Error()}
 	}
+	st, err := g.openBootStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	opts := vmboot.Options{
 		StateDir:    g.stateDir,
-		Nodes:       vmboot.FileNodes(g.inventoryPath()),
-		States:      vmboot.FileStates(g.stateDir),
+		Nodes:       st,
+		States:      st,
+		HostKeys:    st,
 		Image:       f.image,
 		Mode:        inventory.BootMode(f.mode),
 		MemoryMiB:   f.memory,
