@@ -57,17 +57,23 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		}
 		eg.Go(func() error { return nfsSrv.Run(ctx) })
 	}
+	httpCfg := cfg.HTTP.Config.WithDefaults(deps.StateDir)
+	var tokens *nodetoken.Tokens
 	if cfg.HTTP.Enabled {
-		httpCfg := cfg.HTTP.Config.WithDefaults(deps.StateDir)
-		tokens, err := nodetoken.LoadSecret(httpCfg.TokenSecret)
-		if err != nil {
+		var err error
+		if tokens, err = nodetoken.LoadSecret(httpCfg.TokenSecret); err != nil {
 			return err
 		}
-		var roots bootspec.NFSRoots
-		if nfsSrv != nil {
-			roots = nfsSrv
-		}
-		boot := bootspec.New(bootspec.Config{PublicURL: httpCfg.PublicURL, Console: httpCfg.Console}, deps.Store, artifacts, roots, tokens)
+	}
+	var roots bootspec.NFSRoots
+	if nfsSrv != nil {
+		roots = nfsSrv
+	}
+	boot := bootspec.New(bootspec.Config{
+		PublicURL: httpCfg.PublicURL, Console: httpCfg.Console, ScriptURL: cfg.DHCP.ScriptURL,
+		Loaders: cfg.DHCP.BootFiles.Loaders(),
+	}, deps.Store, artifacts, roots, tokens)
+	if cfg.HTTP.Enabled {
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
 			Artifacts: artifacts, Reload: deps.Reload, Log: log})
 		if err != nil {
@@ -76,7 +82,7 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		eg.Go(func() error { return h.Run(ctx) })
 	}
 	if cfg.DHCP.Enabled {
-		d, err := dhcp.New(cfg.DHCP, dhcp.Deps{Nodes: deps.Store, States: deps.Store, Log: log})
+		d, err := dhcp.New(cfg.DHCP, dhcp.Deps{Nodes: deps.Store, Boot: boot, States: deps.Store, Log: log})
 		if err != nil {
 			return err
 		}

@@ -29,7 +29,8 @@ var ErrNotManaged = errors.New("not managed here")
 type Client struct {
 	MAC  net.HardwareAddr // nil: look the node up by IP
 	IP   netip.Addr       // the address the request came from
-	Arch string           // firmware architecture, e.g. bios, uefi-x64 ("" unknown)
+	Arch string           // firmware architecture: ArchBIOS, ArchUEFIx64, … ("" unknown)
+	IPXE bool             // the firmware is iPXE already (it asks for its script)
 }
 
 // RootKind is where a node's root filesystem comes from.
@@ -96,8 +97,10 @@ type NFSRoots interface {
 
 // Config is what the resolver needs to know of the boot service.
 type Config struct {
-	PublicURL string // base URL nodes reach the HTTP service at
-	Console   string // console= argument, if any
+	PublicURL string  // base URL nodes reach the HTTP service at
+	Console   string  // console= argument, if any
+	ScriptURL string  // the iPXE script URL DHCP hands iPXE (iPXE expands ${net0/mac})
+	Loaders   Loaders // TFTP files for PXE firmware
 }
 
 // Resolver resolves Specs. It is safe for concurrent use.
@@ -109,7 +112,8 @@ type Resolver struct {
 	tokens    *nodetoken.Tokens
 }
 
-// New returns a resolver; nfs may be nil.
+// New returns a resolver; nfs may be nil, and so may nodes, artifacts and
+// tokens for a resolver asked only for BootFile.
 func New(cfg Config, nodes Nodes, artifacts Artifacts, nfs NFSRoots, tokens *nodetoken.Tokens) *Resolver {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Resolver{cfg: cfg, nodes: nodes, artifacts: artifacts, nfs: nfs, tokens: tokens}

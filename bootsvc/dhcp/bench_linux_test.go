@@ -104,7 +104,7 @@ func TestBenchDHCP(t *testing.T) {
 		cfg := Defaults()
 		cfg.Enabled, cfg.Interface, cfg.ServerIP = true, srvIf, "10.41.128.1"
 		cfg.Subnets = []Subnet{{Network: "10.41.128.0/17"}}
-		s, err := New(cfg, Deps{Nodes: fs, States: fs})
+		s, err := New(cfg, Deps{Nodes: fs, Boot: firmwareOnly(cfg), States: fs})
 		if err != nil {
 			t.Fatal(err)
 		}

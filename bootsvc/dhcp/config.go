@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/imgctl/imgctl/bootsvc/bootspec"
 )
 
 // Unknown-MAC policies.
@@ -41,6 +43,11 @@ type BootFiles struct {
 	BIOS  string `yaml:"bios,omitempty" json:"bios,omitempty"`   // arch 0; default undionly.kpxe
 	UEFI  string `yaml:"uefi,omitempty" json:"uefi,omitempty"`   // arch 7, 9 (x86-64 UEFI); default ipxe.efi
 	ARM64 string `yaml:"arm64,omitempty" json:"arm64,omitempty"` // arch 11; default snp-arm64.efi
+}
+
+// Loaders are the boot files in the resolver's terms.
+func (b BootFiles) Loaders() bootspec.Loaders {
+	return bootspec.Loaders{BIOS: b.BIOS, UEFI: b.UEFI, ARM64: b.ARM64}
 }
 
 // Subnet is one served segment.

@@ -14,6 +14,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
 
+	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"github.com/imgctl/imgctl/bootsvc/store"
@@ -230,48 +231,50 @@ func isFirmware(req *dhcpv4.DHCPv4) bool {
 	return isIPXE(req) || strings.HasPrefix(req.ClassIdentifier(), "PXEClient") || len(req.ClientArch()) > 0
 }
 
-// bootFile picks the file for the client's architecture (RFC 4578 §2.1).
-func (s *Server) bootFile(req *dhcpv4.DHCPv4) (file, arch string) {
+// arch names the client's firmware architecture (RFC 4578 §2.1).
+func arch(req *dhcpv4.DHCPv4) string {
 	archs := req.ClientArch()
 	if len(archs) == 0 {
-		return s.cfg.BootFiles.BIOS, "bios"
+		return bootspec.ArchBIOS
 	}
 	switch archs[0] {
 	case iana.EFI_BC, iana.EFI_X86_64:
-		return s.cfg.BootFiles.UEFI, "uefi-x64"
+		return bootspec.ArchUEFIx64
 	case iana.EFI_ARM64:
-		return s.cfg.BootFiles.ARM64, "uefi-arm64"
+		return bootspec.ArchUEFIARM64
 	case iana.INTEL_X86PC:
-		return s.cfg.BootFiles.BIOS, "bios"
+		return bootspec.ArchBIOS
 	default:
-		return "", archs[0].String()
+		return archs[0].String()
 	}
 }
 
-// pxe sets next-server and the boot file: the iPXE script URL for iPXE,
-// otherwise the TFTP file for the firmware's architecture.
+// pxe sets next-server and the boot file the resolver picks: the iPXE
+// script URL for iPXE, otherwise the TFTP file for the firmware's
+// architecture.
 func (x *exchange) pxe(s *Server) handler.Handler4 {
 	return func(req, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, bool) {
 		resp.ServerIPAddr = net.IP(s.serverIP.AsSlice())
-		if isIPXE(req) {
-			if s.cfg.ScriptURL != "" {
+		c := bootspec.Client{MAC: x.mac, IP: x.ip, Arch: arch(req), IPXE: isIPXE(req)}
+		bf := s.deps.Boot.BootFile(c)
+		if c.IPXE {
+			if bf.URL != "" {
 				resp.BootFileName = ""
-				if len(s.cfg.ScriptURL) < 128 { // the BOOTP file field, for clients that read only that
-					resp.BootFileName = s.cfg.ScriptURL
+				if len(bf.URL) < 128 { // the BOOTP file field, for clients that read only that
+					resp.BootFileName = bf.URL
 				}
-				resp.UpdateOption(dhcpv4.OptBootFileName(s.cfg.ScriptURL))
+				resp.UpdateOption(dhcpv4.OptBootFileName(bf.URL))
 			}
 			// Encapsulated iPXE option 176 (no-pxedhcp) = 1 skips iPXE's ProxyDHCP wait.
 			resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(175), []byte{176, 1, 1}))
 			return resp, false
 		}
-		file, arch := s.bootFile(req)
-		if file == "" {
-			s.log.Debug("no boot file for client architecture", "mac", x.mac.String(), "arch", arch)
+		if bf.TFTP == "" {
+			s.log.Debug("no boot file for client architecture", "mac", x.mac.String(), "arch", c.Arch)
 			return resp, false
 		}
-		resp.BootFileName = file
-		resp.UpdateOption(dhcpv4.OptBootFileName(file))
+		resp.BootFileName = bf.TFTP
+		resp.UpdateOption(dhcpv4.OptBootFileName(bf.TFTP))
 		resp.UpdateOption(dhcpv4.OptTFTPServerName(s.serverIP.String()))
 		if strings.HasPrefix(req.ClassIdentifier(), "PXEClient") {
 			// UEFI PXE classifies offers by it (EDK2 PxeBcDhcp4).

@@ -14,6 +14,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
 
+	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"github.com/imgctl/imgctl/bootsvc/store"
@@ -63,11 +64,16 @@ func testServer(t testing.TB, mutate func(*Config)) (*Server, *store.Memory, *re
 		mutate(&cfg)
 	}
 	rec := &recorder{}
-	s, err := New(cfg, Deps{Nodes: mem, States: rec})
+	s, err := New(cfg, Deps{Nodes: mem, Boot: firmwareOnly(cfg), States: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, mem, rec
+}
+
+// firmwareOnly is a resolver that answers boot files only, as DHCP asks.
+func firmwareOnly(cfg Config) *bootspec.Resolver {
+	return bootspec.New(bootspec.Config{ScriptURL: cfg.ScriptURL, Loaders: cfg.BootFiles.Loaders()}, nil, nil, nil, nil)
 }
 
 func mustMAC(s string) net.HardwareAddr {

@@ -27,6 +27,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 
+	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"github.com/imgctl/imgctl/bootsvc/store"
@@ -42,8 +43,14 @@ type Nodes interface {
 	Release(ctx context.Context, mac net.HardwareAddr) error
 }
 
-// StateRecorder records a node's boot state ("dhcp" here); the HTTP side's
-// nodestate store satisfies it. Errors are logged, never fatal.
+// Booter picks what a booting machine is handed; *bootspec.Resolver
+// satisfies it.
+type Booter interface {
+	BootFile(c bootspec.Client) bootspec.BootFile
+}
+
+// StateRecorder records a node's boot state ("dhcp" here); the store
+// satisfies it. Errors are logged, never fatal.
 type StateRecorder interface {
 	Report(ctx context.Context, node string, r nodestate.Report) error
 }
@@ -51,6 +58,7 @@ type StateRecorder interface {
 // Deps are the server's collaborators.
 type Deps struct {
 	Nodes  Nodes         // required
+	Boot   Booter        // required
 	States StateRecorder // nil: states are not recorded
 	Log    *slog.Logger  // nil: discard
 	// Conn, when set, is used instead of opening the configured port (tests).
@@ -77,8 +85,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Nodes == nil {
-		return nil, errors.New("dhcp: Nodes is required")
+	if deps.Nodes == nil || deps.Boot == nil {
+		return nil, errors.New("dhcp: Nodes and Boot are required")
 	}
 	s := &Server{cfg: cfg, deps: deps, log: logging.OrDiscard(deps.Log).With("server", "dhcp"), recorded: map[string]bool{}}
 	var err error

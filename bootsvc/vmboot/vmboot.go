@@ -26,7 +26,6 @@ import (
 	"github.com/imgctl/imgctl/internal/vm"
 )
 
-
 // Nodes looks nodes up.
 type Nodes interface {
 	// Node returns name's effective entry, merged with its groups; an

@@ -168,4 +168,3 @@ func TestStateWatch(t *testing.T) {
 		t.Errorf("progress:\n%s", progress.String())
 	}
 }
-

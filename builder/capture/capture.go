@@ -62,6 +62,10 @@ type Result struct {
 	Seconds    float64  `json:"seconds"`
 }
 
+// errLocalTarEnded is what the filter's writes get once the local tar has
+// exited; the tar's own status then says why.
+var errLocalTarEnded = errors.New("local tar ended")
+
 // Capture streams the node's root filesystem and commits it as an image in
 // store. With opts.Parent the new layer holds only what differs from the
 // parent, plus whiteouts for what the node removed. On any failure, including
@@ -142,21 +146,31 @@ func Capture(ctx context.Context, store storage.Store, target Target, opts Optio
 	if err := extract.Start(); err != nil {
 		return nil, fmt.Errorf("start local tar: %w", err)
 	}
+	// When the local tar ends early (cancelled, or failed), nothing reads the
+	// pipe any more: close it, or the filter blocks on its next write forever.
+	extracted := make(chan error, 1)
+	go func() {
+		err := extract.Wait()
+		pr.CloseWithError(errLocalTarEnded)
+		extracted <- err
+	}()
 	key := sha256.New()
 	f := &filter{root: root, diff: opts.Parent != "", keepHostKeys: opts.KeepHostKeys, progress: progress, log: log, started: time.Now(), seen: map[string]bool{}}
 	filterErr := f.run(ctx, stdout, io.MultiWriter(pw, key))
 	pw.CloseWithError(filterErr)
-	extractErr := extract.Wait()
+	extractErr := <-extracted
 	waitErr := sess.Wait()
 	switch {
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("capture %s: %w", target.Host, ctx.Err())
-	case filterErr != nil:
+	case filterErr != nil && !errors.Is(filterErr, errLocalTarEnded):
 		return nil, fmt.Errorf("capture %s: %w", target.Host, filterErr)
 	case waitErr != nil:
 		return nil, fmt.Errorf("capture %s: remote tar: %v: %s", target.Host, waitErr, strings.TrimSpace(remoteErr.String()))
 	case extractErr != nil:
 		return nil, fmt.Errorf("capture %s: local tar: %v: %s", target.Host, extractErr, lastLines(extractOut.String(), 10))
+	case filterErr != nil: // the local tar ended before the stream did, yet says nothing
+		return nil, fmt.Errorf("capture %s: local tar ended before the stream", target.Host)
 	}
 	if opts.Parent != "" {
 		if err := f.removeMissing(ctx, excludes); err != nil {
