@@ -17,6 +17,7 @@ packages=(
   nfs-ganesha nfs-ganesha-vfs
   openssh-server openssh-client
   wrk hyperfine
+  postgresql
 )
 
 missing=()

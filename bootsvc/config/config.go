@@ -20,6 +20,7 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/httpboot"
 	"github.com/imgctl/imgctl/bootsvc/nfs"
 	"github.com/imgctl/imgctl/bootsvc/ra"
+	"github.com/imgctl/imgctl/bootsvc/store/pgstore"
 	"github.com/imgctl/imgctl/bootsvc/tftp"
 )
 
@@ -36,6 +37,15 @@ type Config struct {
 	HTTP    HTTP        `yaml:"http" json:"http"`
 	NFS     nfs.Config  `yaml:"nfs" json:"nfs"`
 	RA      ra.Config   `yaml:"ra" json:"ra"`
+	Store   Store       `yaml:"store,omitempty" json:"store,omitempty"`
+}
+
+// Store is the "store" section: where nodes and boot states live.
+type Store struct {
+	// URL is postgres://… for several boot servers on one database; ""
+	// is the file store in the state directory. The global --store flag
+	// overrides it.
+	URL string `yaml:"url,omitempty" json:"url,omitempty"`
 }
 
 // HTTP is the "http" section: the HTTP boot server's own settings plus the
@@ -126,6 +136,9 @@ func Load(path string, environ []string, sets []string) (Config, error) {
 // Validate checks every enabled section and returns all problems at once.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Store.URL != "" && !pgstore.IsURL(c.Store.URL) {
+		errs = append(errs, fmt.Errorf("store.url %q: want postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or nothing for the file store", pgstore.MaskURL(c.Store.URL)))
+	}
 	if c.DHCP.Enabled {
 		errs = append(errs, c.DHCP.Validate())
 	}
@@ -149,5 +162,6 @@ func (c Config) Redacted() Config {
 	if c.HTTP.AdminToken != "" {
 		c.HTTP.AdminToken = "<redacted>"
 	}
+	c.Store.URL = pgstore.MaskURL(c.Store.URL)
 	return c
 }

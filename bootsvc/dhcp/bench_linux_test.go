@@ -18,7 +18,10 @@ import (
 
 	"github.com/imgctl/imgctl/bootsvc/dhcp/dhcptest"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/bootsvc/store/filestore"
+	"github.com/imgctl/imgctl/bootsvc/store/pgstore"
+	"github.com/imgctl/imgctl/bootsvc/store/pgstore/pgtest"
 	"github.com/imgctl/imgctl/internal/benchresult"
 	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
@@ -100,11 +103,11 @@ func TestBenchDHCP(t *testing.T) {
 	lg := dhcptest.New(t, cliNS, cliIf)
 	const window = 16
 
-	ours := func() (offer, dora float64, failed int) {
+	ours := func(nodes Nodes, states StateRecorder) (offer, dora float64, failed int) {
 		cfg := Defaults()
 		cfg.Enabled, cfg.Interface, cfg.ServerIP = true, srvIf, "10.41.128.1"
 		cfg.Subnets = []Subnet{{Network: "10.41.128.0/17"}}
-		s, err := New(cfg, Deps{Nodes: fs, Boot: firmwareOnly(cfg), States: fs})
+		s, err := New(cfg, Deps{Nodes: nodes, Boot: firmwareOnly(cfg), States: states})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,12 +149,28 @@ func TestBenchDHCP(t *testing.T) {
 		dora, f2 := run(lg, benchHosts, window, true)
 		return offer, dora, f1 + f2
 	}
-	var oo, od, do, dd []float64
+	// The same hosts on PostgreSQL (bench/results/store_dhcp.json).
+	pg := pgtest.Start(t)
+	ps, err := pgstore.Open(ctx, pgstore.Options{URL: pg.NewDatabase(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	if err := ps.Import(ctx, &store.Dump{Version: store.DumpVersion, Inventory: inv.File()}); err != nil {
+		t.Fatal(err)
+	}
+	var oo, od, do, dd, po, pd []float64
 	for round := 0; round < 3; round++ {
-		o1, o2, f := ours()
+		o1, o2, f := ours(fs, fs)
 		if f > 0 {
 			t.Errorf("imgctl: %d exchanges failed", f)
 		}
+		p1, p2, f := ours(ps, ps)
+		if f > 0 {
+			t.Errorf("imgctl on PostgreSQL: %d exchanges failed", f)
+		}
+		po, pd = append(po, p1), append(pd, p2)
+		t.Logf("round %d: imgctl on PostgreSQL offer %.0f/s dora %.0f/s", round, p1, p2)
 		d1, d2, f := theirs()
 		if f > 0 {
 			t.Logf("dnsmasq: %d exchanges failed", f)
@@ -167,6 +186,16 @@ func TestBenchDHCP(t *testing.T) {
 	}
 	t.Logf("figures: %v", figures)
 	if err := benchresult.Write("dhcp.json", figures); err != nil {
+		t.Fatal(err)
+	}
+	pgFigures := map[string]any{
+		"hosts": benchHosts, "in_flight": window, "rounds": 3,
+		"file_offers_per_s": median(oo), "file_dora_per_s": median(od),
+		"pg_offers_per_s": median(po), "pg_dora_per_s": median(pd),
+		"pg_vs_file_offers": median(po) / median(oo), "pg_vs_file_dora": median(pd) / median(od),
+	}
+	t.Logf("store figures: %v", pgFigures)
+	if err := benchresult.Write("store_dhcp.json", pgFigures); err != nil {
 		t.Fatal(err)
 	}
 }

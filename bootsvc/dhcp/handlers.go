@@ -120,7 +120,7 @@ func (x *exchange) lease(s *Server) handler.Handler4 {
 				x.node = n
 			}
 			if !found {
-				s.discovered(x.ctx, x.mac)
+				s.discovered(x.mac)
 			}
 		} else {
 			s.log.Debug("unknown MAC ignored", "mac", x.mac.String(), "xid", req.TransactionID.String())

@@ -174,6 +174,7 @@ func TestHandle(t *testing.T) {
 				}
 			}
 			if tc.policy == PolicyDiscovery {
+				s.recordDiscovered(context.Background()) // Run's recorder, without Run
 				n, err := mem.NodeByMAC(context.Background(), mustMAC(tc.mac))
 				if err != nil || n.Discovered.IsZero() {
 					t.Fatalf("discovered MAC not recorded in the inventory: %+v", n)

@@ -239,11 +239,17 @@ func TestRealClients(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- s.Run(sctx) }()
 		defer func() { scancel(); <-done }()
+		changes := mem.Watch(ctx)
 		got := pick(seg.udhcpc(t, ctx, "02:41:00:00:00:77"), "ip", "lease")
 		if diff := cmp.Diff(map[string]string{"ip": "10.41.0.200", "lease": "300"}, got); diff != "" {
 			t.Fatalf("pool lease (-want +got):\n%s", diff)
 		}
+		// The server records discoveries after it answers: wait for the write.
 		n, err := mem.NodeByMAC(ctx, mustMAC("02:41:00:00:00:77"))
+		for err != nil && ctx.Err() == nil {
+			<-changes
+			n, err = mem.NodeByMAC(ctx, mustMAC("02:41:00:00:00:77"))
+		}
 		ok := err == nil
 		if !ok || n.Discovered.IsZero() {
 			t.Fatalf("inventory did not record the discovered MAC: %+v", n)

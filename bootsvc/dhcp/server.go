@@ -77,7 +77,9 @@ type Server struct {
 	bad      limiter // rate-limits malformed-packet log lines
 
 	recMu    sync.Mutex
-	recorded map[string]bool // MACs already written to the inventory as discovered
+	recorded map[string]bool    // MACs written (or queued) to the inventory as discovered
+	pending  []net.HardwareAddr // queued, not written yet
+	kick     chan struct{}      // wakes recordLoop
 }
 
 // New checks cfg and resolves the server address. Nothing is opened yet.
@@ -88,7 +90,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Nodes == nil || deps.Boot == nil {
 		return nil, errors.New("dhcp: Nodes and Boot are required")
 	}
-	s := &Server{cfg: cfg, deps: deps, log: logging.OrDiscard(deps.Log).With("server", "dhcp"), recorded: map[string]bool{}}
+	s := &Server{cfg: cfg, deps: deps, log: logging.OrDiscard(deps.Log).With("server", "dhcp"), recorded: map[string]bool{}, kick: make(chan struct{}, 1)}
 	var err error
 	if s.serverIP, err = resolveServerIP(cfg); err != nil {
 		return nil, err
@@ -124,6 +126,9 @@ func (s *Server) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	defer conn.Close()
+	recorded := make(chan struct{})
+	go func() { defer close(recorded); s.recordLoop(ctx) }()
+	defer func() { <-recorded }()
 	s.log.Info("listening", "interface", s.cfg.Interface, "port", s.cfg.Port, "server_ip", s.serverIP, "unknown", s.cfg.Unknown)
 	buf := make([]byte, 65536)
 	for {

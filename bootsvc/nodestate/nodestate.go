@@ -157,8 +157,22 @@ func (s *Store) Report(_ context.Context, node string, r Report) error {
 // Apply is the boot-state machine every store shares: it applies r to n at
 // now and reports whether n changed. A DHCP state starts a new boot (earlier
 // phases are dropped); InitrdDHCP only adds its time to a boot in Kernel.
+//
+// A report older than the record's last change arrived out of order (two boot
+// servers writing behind): it only fills in its own phase, if missing, of the
+// boot under way, and changes nothing else.
 func Apply(n *Node, r Report, now time.Time) (bool, error) {
 	now = now.UTC()
+	if r.State != InitrdDHCP && !Valid(r.State) {
+		return false, fmt.Errorf("node %s: unknown state %q (want one of %v)", n.Name, r.State, States)
+	}
+	if now.Before(n.Updated) {
+		if _, ok := n.Phases[r.State]; ok || n.Phases == nil {
+			return false, nil
+		}
+		n.Phases[r.State] = now
+		return true, nil
+	}
 	if r.State == InitrdDHCP {
 		if n.State != Kernel {
 			return false, nil

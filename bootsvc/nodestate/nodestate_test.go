@@ -142,3 +142,32 @@ func TestSummarize(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyOutOfOrder: reports written behind by two servers can arrive in
+// any order; the record follows the time they were made.
+func TestApplyOutOfOrder(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		r  Report
+		at time.Time
+	}{
+		{Report{State: DHCP}, t0},
+		{Report{State: IPXE}, t0.Add(time.Second)},
+		{Report{State: Kernel}, t0.Add(2 * time.Second)},
+		{Report{State: Booted}, t0.Add(3 * time.Second)},
+	}
+	orders := map[string][]int{"in order": {0, 1, 2, 3}, "second server first": {1, 3, 0, 2}, "reversed": {3, 2, 1, 0}}
+	for name, order := range orders {
+		t.Run(name, func(t *testing.T) {
+			n := Node{Name: "n1"}
+			for _, i := range order {
+				if _, err := Apply(&n, steps[i].r, steps[i].at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n.State != Booted || len(n.Phases) != 4 || !n.Phases[DHCP].Equal(t0) {
+				t.Fatalf("state %s, phases %v", n.State, n.Phases)
+			}
+		})
+	}
+}

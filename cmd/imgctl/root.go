@@ -22,6 +22,7 @@ type globals struct {
 
 	stateDir  string // --state: artifacts, inventory, caches
 	inventory string // --inventory: nodes.yaml (default: <state>/nodes.yaml)
+	store     string // --store: postgres://… ("" = the file store in the state directory)
 	output    string // -o: text | json | yaml
 	quiet     bool   // -q: no progress
 	verbose   bool   // -v: debug logs
@@ -97,6 +98,7 @@ diskless nodes over DHCP, TFTP, HTTP and NFS.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.stateDir, "state", envOr("IMGCTL_STATE", "/var/lib/imgctl"), "state directory (artifacts, inventory, caches) [$IMGCTL_STATE]")
 	pf.StringVar(&g.inventory, "inventory", os.Getenv("IMGCTL_INVENTORY"), "inventory file (default <state>/nodes.yaml) [$IMGCTL_INVENTORY]")
+	pf.StringVar(&g.store, "store", os.Getenv("IMGCTL_STORE"), "boot-service store: postgres://USER[:PASSWORD]@HOST[:PORT]/DB for several boot servers on one database (default: the file store in --state) [$IMGCTL_STORE]")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text, json or yaml")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")

@@ -86,14 +86,23 @@ Stops every server gracefully on SIGINT/SIGTERM or when one of them fails.`,
 	root.AddCommand(c)
 }
 
-// serve runs the boot service on the state directory's store until ctx ends
-// or a server fails. This process owns the node boot states.
+// serve runs the boot service on its store until ctx ends or a server fails:
+// --store, else the configuration's store.url, else the state directory's
+// file store, whose boot states this process then owns.
 func serve(ctx context.Context, g *globals, cfg config.Config, log *slog.Logger) error {
-	st, err := filestore.Open(ctx, filestore.Options{StateDir: g.stateDir, Inventory: g.inventoryPath(), Owner: true, Log: log})
+	url := g.store
+	if url == "" {
+		url = cfg.Store.URL
+	}
+	st, err := g.openStoreAt(ctx, url, true)
 	if err != nil {
 		return err
 	}
-	err = bootsvc.Serve(ctx, cfg, bootsvc.Deps{StateDir: g.stateDir, Store: st, Reload: st.Reload, Log: log})
+	deps := bootsvc.Deps{StateDir: g.stateDir, Store: st, Log: log}
+	if fs, ok := st.(*filestore.Store); ok {
+		deps.Reload = fs.Reload
+	}
+	err = bootsvc.Serve(ctx, cfg, deps)
 	if cerr := st.Close(); cerr != nil {
 		log.Warn("close store", "err", cerr)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"github.com/imgctl/imgctl/bootsvc/store/filestore"
+	"github.com/imgctl/imgctl/bootsvc/store/pgstore/pgtest"
 )
 
 // TestStoreExportImport1000Nodes moves a 1,000-node inventory with boot
@@ -83,5 +84,34 @@ func TestStoreExportImport1000Nodes(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "--state", dst, "store", "import", "-f", filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Fatal("import of a missing file succeeded")
+	}
+
+	// File → PostgreSQL → file: the same dump every time.
+	pg := pgtest.Start(t)
+	url := pg.NewDatabase(t)
+	back, pgDump := t.TempDir(), filepath.Join(t.TempDir(), "pg.yaml")
+	for _, args := range [][]string{
+		{"--store", url, "-q", "store", "import", "-f", dump},
+		{"--store", url, "-q", "store", "export", "-f", pgDump},
+		{"--state", back, "-q", "store", "import", "-f", pgDump},
+	} {
+		if _, errOut, err := runCLI(t, args...); err != nil {
+			t.Fatalf("imgctl %v: %v\n%s", args, err, errOut)
+		}
+	}
+	fromPG, _ := os.ReadFile(pgDump)
+	if diff := cmp.Diff(string(first), string(fromPG)); diff != "" {
+		t.Fatalf("PostgreSQL export differs from the file store's (-file +pg):\n%s", diff)
+	}
+	final, _, err := runCLI(t, "--state", back, "store", "export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(first), final); diff != "" {
+		t.Fatalf("file → PostgreSQL → file differs (-first +last):\n%s", diff)
+	}
+	out, _, err = runCLI(t, "--store", url, "node", "ls", "nid0007")
+	if err != nil || !strings.Contains(out, "booted") {
+		t.Fatalf("node ls on PostgreSQL: %v\n%s", err, out)
 	}
 }

@@ -3,16 +3,32 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/bootsvc/store/filestore"
+	"github.com/imgctl/imgctl/bootsvc/store/pgstore"
 )
 
-// openBootStore opens the boot-service store of the state directory (the file
-// backend) for one command. The caller closes it.
-func (g *globals) openBootStore(ctx context.Context) (*filestore.Store, error) {
-	return filestore.Open(ctx, filestore.Options{StateDir: g.stateDir, Inventory: g.inventoryPath(), Log: g.logger()})
+// openBootStore opens the boot-service store for one command: PostgreSQL
+// when --store names one, else the state directory's file backend. The
+// caller closes it.
+func (g *globals) openBootStore(ctx context.Context) (store.Store, error) {
+	return g.openStoreAt(ctx, g.store, false)
+}
+
+// openStoreAt opens the store at url ("" = the file backend); owner makes
+// this process the file backend's boot-state writer (imgctl serve).
+func (g *globals) openStoreAt(ctx context.Context, url string, owner bool) (store.Store, error) {
+	switch {
+	case url == "":
+		return filestore.Open(ctx, filestore.Options{StateDir: g.stateDir, Inventory: g.inventoryPath(), Owner: owner, Log: g.logger()})
+	case pgstore.IsURL(url):
+		return pgstore.Open(ctx, pgstore.Options{URL: url, Log: g.logger()})
+	default:
+		return nil, &usageError{msg: fmt.Sprintf("store %q: want postgres://… (or nothing, for the file store in --state)", pgstore.MaskURL(url))}
+	}
 }
 
 // withStore runs fn on the store and closes it.

@@ -92,7 +92,9 @@ func runVMBoot(ctx context.Context, g *globals, f *vmBootFlags, list string) err
 	if err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	st, err := g.openBootStore(ctx)
+	// The VM's private boot service runs on the state directory's files,
+	// whatever --store says: read what it records from there.
+	st, err := g.openStoreAt(ctx, "", false)
 	if err != nil {
 		return err
 	}
