@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imgctl/imgctl/internal/atomicfile"
 	"github.com/imgctl/imgctl/internal/logging"
 )
 
@@ -54,11 +55,7 @@ func markWritten(path string) {
 // ownWrite reports whether id is the version markWritten noted.
 func ownWrite(path string, id fileID) bool {
 	b, err := os.ReadFile(path + ".lock")
-	return err == nil && id.exists && string(b) == id.String()
-}
-
-func (id fileID) String() string {
-	return fmt.Sprintf("%d %d %d\n", id.ino, id.size, id.mod.UnixNano())
+	return err == nil && id.Exists && string(b) == id.String()
 }
 
 // Store is the server's live view of nodes.yaml: Snapshot is safe from any
@@ -79,14 +76,6 @@ type Store struct {
 	changed  chan struct{} // closed and replaced whenever a new snapshot is published
 	watch    *fileWatch    // nil: inotify unavailable, Run polls
 	watchErr error
-}
-
-// fileID tells whether the file changed since it was read.
-type fileID struct {
-	exists bool
-	mod    time.Time
-	size   int64
-	ino    uint64
 }
 
 // OpenStore loads path (a missing file is an empty inventory) and returns the
@@ -174,7 +163,7 @@ const settleTime = 250 * time.Millisecond
 func loadSettled(ctx context.Context, path string, settle time.Duration) (*Inventory, fileID, error) {
 	for {
 		id := stat(path)
-		if wait := settle - time.Since(id.mod); id.exists && wait > 0 && !ownWrite(path, id) {
+		if wait := settle - time.Since(id.Mod); id.Exists && wait > 0 && !ownWrite(path, id) {
 			select {
 			case <-ctx.Done():
 				return nil, id, ctx.Err()
@@ -218,17 +207,7 @@ func (s *Store) Run(ctx context.Context) error {
 		s.log.Log(ctx, lvl, "inventory: cannot watch the file; polling it", "err", s.watchErr)
 		return s.poll(ctx)
 	}
-	var lastErr string
-	report := func(err error) {
-		switch {
-		case err != nil && err.Error() != lastErr:
-			s.log.Error("inventory reload failed; keeping the previous one", "err", err)
-			lastErr = err.Error()
-		case err == nil && lastErr != "":
-			s.log.Info("inventory reloaded", "nodes", s.Snapshot().Len())
-			lastErr = ""
-		}
-	}
+	var r reloadLog
 	for {
 		if err := w.wait(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -237,7 +216,7 @@ func (s *Store) Run(ctx context.Context) error {
 			return err
 		}
 		id := stat(s.path)
-		if wait := s.settle - time.Since(id.mod); id.exists && wait > 0 && !ownWrite(s.path, id) {
+		if wait := s.settle - time.Since(id.Mod); id.Exists && wait > 0 && !ownWrite(s.path, id) {
 			// Closed, but written so recently that the writer may be about
 			// to write again (an editor truncating then writing): wait.
 			select {
@@ -259,7 +238,21 @@ func (s *Store) Run(ctx context.Context) error {
 		if err == nil {
 			s.publish(inv, id)
 		}
-		report(err)
+		r.report(s, err)
+	}
+}
+
+// reloadLog logs a broken file once, and its repair once.
+type reloadLog struct{ lastErr string }
+
+func (r *reloadLog) report(s *Store, err error) {
+	switch {
+	case err != nil && err.Error() != r.lastErr:
+		s.log.Error("inventory reload failed; keeping the previous one", "err", err)
+		r.lastErr = err.Error()
+	case err == nil && r.lastErr != "":
+		s.log.Info("inventory reloaded", "nodes", s.Snapshot().Len())
+		r.lastErr = ""
 	}
 }
 
@@ -267,7 +260,7 @@ func (s *Store) Run(ctx context.Context) error {
 func (s *Store) poll(ctx context.Context) error {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
-	var lastErr string
+	var r reloadLog
 	for {
 		select {
 		case <-ctx.Done():
@@ -275,23 +268,14 @@ func (s *Store) poll(ctx context.Context) error {
 		case <-t.C:
 		}
 		err := s.Reload(ctx)
-		switch {
-		case err != nil && ctx.Err() != nil:
+		if err != nil && ctx.Err() != nil {
 			return nil
-		case err != nil && err.Error() != lastErr:
-			s.log.Error("inventory reload failed; keeping the previous one", "err", err)
-			lastErr = err.Error()
-		case err == nil && lastErr != "":
-			s.log.Info("inventory reloaded", "nodes", s.Snapshot().Len())
-			lastErr = ""
 		}
+		r.report(s, err)
 	}
 }
 
-func stat(path string) fileID {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) || err != nil {
-		return fileID{}
-	}
-	return fileID{exists: true, mod: fi.ModTime(), size: fi.Size(), ino: inode(fi)}
-}
+// fileID tells whether the file changed since it was read.
+type fileID = atomicfile.Stamp
+
+func stat(path string) fileID { return atomicfile.StampOf(path) }

@@ -25,6 +25,7 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"github.com/imgctl/imgctl/bootsvc/store"
+	"github.com/imgctl/imgctl/internal/atomicfile"
 	"github.com/imgctl/imgctl/internal/logging"
 )
 
@@ -50,7 +51,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	read    *nodestate.Store // others: the file as last read
-	readID  fileVersion
+	readID  atomicfile.Stamp
 	cancel  context.CancelFunc
 	running sync.WaitGroup
 }

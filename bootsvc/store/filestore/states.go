@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"time"
@@ -12,27 +11,12 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
 	"github.com/imgctl/imgctl/bootsvc/store"
+	"github.com/imgctl/imgctl/internal/atomicfile"
 )
 
 // ErrNotOwner is returned when a process other than the boot service tries
 // to record a boot state in the file backend.
 var ErrNotOwner = errors.New("file store: boot states are recorded by the boot service that owns this state directory (imgctl serve)")
-
-// fileVersion tells whether nodestate.json changed since it was read. The
-// owner replaces it by rename, so inode and mtime change with every write.
-type fileVersion struct {
-	ino  uint64
-	mod  time.Time
-	size int64
-}
-
-func versionOf(path string) fileVersion {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileVersion{}
-	}
-	return fileVersion{ino: inode(fi), mod: fi.ModTime(), size: fi.Size()}
-}
 
 // states returns the node states: the owner's live ones, or the file as the
 // owner last wrote it (reread when it changed).
@@ -47,7 +31,7 @@ func (s *Store) states() (*nodestate.Store, error) {
 // readStates rereads nodestate.json when it changed; changed reports it.
 func (s *Store) readStates() (st *nodestate.Store, changed bool, err error) {
 	path := filepath.Join(s.opts.StateDir, nodestate.FileName)
-	v := versionOf(path)
+	v := atomicfile.StampOf(path)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.read != nil && v == s.readID {
