@@ -42,12 +42,14 @@ func (s *Store) Report(ctx context.Context, node string, r nodestate.Report) err
 	if _, err := nodestate.Apply(&scratch, r, time.Now()); err != nil {
 		return err
 	}
+	// Numbered and queued under one lock, so the queue is in number order
+	// and "written up to N" means every report up to N.
 	s.wmu.Lock()
-	s.queued++
-	p := pendingReport{seq: s.queued, node: node, r: r, at: time.Now()}
-	s.wmu.Unlock()
+	defer s.wmu.Unlock()
+	p := pendingReport{seq: s.queued + 1, node: node, r: r, at: time.Now()}
 	select {
 	case s.writes <- p:
+		s.queued = p.seq
 		return nil
 	default:
 		return fmt.Errorf("store %s: %d boot states already wait for the database", s.url, writeQueue)
