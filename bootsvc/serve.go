@@ -49,14 +49,6 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 	}
 	eg, ctx := errgroup.WithContext(ctx)
 
-	var nfsSrv *nfs.Server
-	if cfg.NFS.Enabled {
-		var err error
-		if nfsSrv, err = nfs.New(cfg.NFS, nfs.Deps{StateDir: deps.StateDir, Artifacts: artifacts, Log: log, Nodes: deps.Store}); err != nil {
-			return err
-		}
-		eg.Go(func() error { return nfsSrv.Run(ctx) })
-	}
 	httpCfg := cfg.HTTP.Config.WithDefaults(deps.StateDir)
 	var tokens *nodetoken.Tokens
 	if cfg.HTTP.Enabled {
@@ -66,13 +58,20 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		}
 	}
 	var roots bootspec.NFSRoots
-	if nfsSrv != nil {
-		roots = nfsSrv
+	if cfg.NFS.Enabled {
+		roots = nfs.NewExports(cfg.NFS)
 	}
 	boot := bootspec.New(bootspec.Config{
 		PublicURL: httpCfg.PublicURL, Console: httpCfg.Console, ScriptURL: cfg.DHCP.ScriptURL,
 		Loaders: cfg.DHCP.BootFiles.Loaders(),
 	}, deps.Store, artifacts, roots, tokens)
+	if cfg.NFS.Enabled {
+		nfsSrv, err := nfs.New(cfg.NFS, nfs.Deps{StateDir: deps.StateDir, Boot: boot, Log: log})
+		if err != nil {
+			return err
+		}
+		eg.Go(func() error { return nfsSrv.Run(ctx) })
+	}
 	if cfg.HTTP.Enabled {
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
 			Artifacts: artifacts, Reload: deps.Reload, Log: log})

@@ -81,6 +81,7 @@ func (s Spec) Cmdline() string {
 
 // Nodes finds nodes; a store.Store satisfies it.
 type Nodes interface {
+	Snapshot(ctx context.Context) (*inventory.Inventory, error)
 	NodeByMAC(ctx context.Context, mac net.HardwareAddr) (inventory.Node, error)
 	NodeByIP(ctx context.Context, ip netip.Addr) (inventory.Node, error)
 }
@@ -157,6 +158,35 @@ func (r *Resolver) Resolve(ctx context.Context, c Client) (Spec, error) {
 	return spec, nil
 }
 
+// Specs resolves every inventory node, for servers that prepare ahead what
+// nodes will ask for (NFS exports). Nodes that cannot boot are left out and
+// named in the error; the others are returned all the same.
+func (r *Resolver) Specs(ctx context.Context) ([]Spec, error) {
+	inv, err := r.nodes.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("resolve nodes: %w", err)
+	}
+	var out []Spec
+	var errs []error
+	for _, n := range inv.Nodes() {
+		mac := ""
+		if len(n.MACs) > 0 {
+			mac = n.MACs[0]
+		}
+		var c Client
+		if a, err := netip.ParseAddr(n.IP); err == nil {
+			c.IP = a
+		}
+		spec, err := r.node(n, mac, c)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, spec)
+	}
+	return out, errors.Join(errs...)
+}
+
 func (r *Resolver) node(n inventory.Node, mac string, c Client) (Spec, error) {
 	spec := Spec{Node: n, MAC: mac}
 	if n.Image == "" {
@@ -172,7 +202,9 @@ func (r *Resolver) node(n inventory.Node, mac string, c Client) (Spec, error) {
 	if tokIP == "" {
 		tokIP = c.IP.String()
 	}
-	spec.Token = r.tokens.Make(n.Name, mac, tokIP)
+	if r.tokens != nil { // nil: nothing will check one (HTTP off)
+		spec.Token = r.tokens.Make(n.Name, mac, tokIP)
+	}
 	setURL := r.cfg.PublicURL + "/artifacts/" + url.PathEscape(m.Name) + "/" + images.DigestHex(m.ImageDigest) + "/"
 	art := func(kind string) (string, error) {
 		a, ok := m.Artifacts[kind]

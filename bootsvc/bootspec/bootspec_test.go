@@ -123,3 +123,30 @@ func TestResolve(t *testing.T) {
 		})
 	}
 }
+
+// TestSpecs: every node's Spec at once, as the NFS server asks for them; a
+// node that cannot boot is named in the error and the others still come back.
+func TestSpecs(t *testing.T) {
+	ctx := context.Background()
+	nodes := store.NewMemory()
+	if err := nodes.Update(ctx, func(inv *inventory.Inventory) error {
+		return errors.Join(
+			inv.Put(inventory.Node{Name: "live1", MACs: []string{"02:00:00:00:01:01"}, Settings: inventory.Settings{Image: "compute"}}),
+			inv.Put(inventory.Node{Name: "nfs1", MACs: []string{"02:00:00:00:01:02"}, Settings: inventory.Settings{Image: "compute", Mode: inventory.ModeNFS}}),
+			inv.Put(inventory.Node{Name: "noimage", MACs: []string{"02:00:00:00:01:03"}}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := New(Config{PublicURL: "http://10.45.0.1:8080"}, nodes, artifacts(t), nfsRoots{}, nil)
+	specs, err := r.Specs(ctx)
+	if err == nil || !strings.Contains(err.Error(), "noimage") {
+		t.Errorf("err = %v, want the node without an image named", err)
+	}
+	kinds := map[string]RootKind{}
+	for _, s := range specs {
+		kinds[s.Node.Name] = s.Root.Kind
+	}
+	if len(specs) != 2 || kinds["live1"] != RootLive || kinds["nfs1"] != RootNFS {
+		t.Fatalf("specs: %v", kinds)
+	}
+}

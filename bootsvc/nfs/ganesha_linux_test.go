@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/images"
@@ -93,8 +94,10 @@ func TestGaneshaServesRoot(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Enabled: true, Address: "10.44.0.1"}, Deps{
-		StateDir: state, Nodes: nodes, Artifacts: artifacts,
+	cfg := Config{Enabled: true, Address: "10.44.0.1"}
+	boot := bootspec.New(bootspec.Config{PublicURL: "http://10.44.0.1:8080"}, nodes, artifacts, NewExports(cfg), nil)
+	srv, err := New(cfg, Deps{
+		StateDir: state, Boot: boot,
 		Wrap: func(c *exec.Cmd) *exec.Cmd {
 			w := exec.Command("ip", append([]string{"netns", "exec", ns.Name}, c.Args...)...)
 			w.Path, _ = exec.LookPath("ip")

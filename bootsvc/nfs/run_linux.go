@@ -28,8 +28,8 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.unmountAll()
 	entries, err := s.wanted(ctx)
 	if err != nil {
-		// One broken image must not keep the others' nodes from booting.
-		s.log.Error("some NFS roots are unavailable", "err", err)
+		// A node that cannot boot must not keep the others from booting.
+		s.log.Warn("nfs: some nodes cannot be resolved; their roots are not exported", "err", err)
 	}
 	var exports []export
 	for i, e := range entries {

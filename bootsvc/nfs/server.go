@@ -11,27 +11,22 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/internal/logging"
 )
 
-// Artifacts finds artifact sets; *images.Store satisfies it.
-type Artifacts interface {
-	Current(name string) (*images.Entry, error)
-}
-
-// Nodes gives the inventory; a store.Store satisfies it.
-type Nodes interface {
-	Snapshot(ctx context.Context) (*inventory.Inventory, error)
+// Specs says what every node boots; *bootspec.Resolver satisfies it. The
+// server exports the root of each Spec whose root is an NFS export.
+type Specs interface {
+	Specs(ctx context.Context) ([]bootspec.Spec, error)
 }
 
 // Deps are the server's collaborators.
 type Deps struct {
-	StateDir  string
-	Nodes     Nodes
-	Artifacts Artifacts
-	Log       *slog.Logger
+	StateDir string
+	Boot     Specs
+	Log      *slog.Logger
 	// Wrap, when set, adjusts the ganesha command before it starts (tests run
 	// it inside a network namespace with `ip netns exec`).
 	Wrap func(cmd *exec.Cmd) *exec.Cmd
@@ -56,53 +51,67 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.StateDir == "" || deps.Nodes == nil || deps.Artifacts == nil {
-		return nil, errors.New("nfs: StateDir, Nodes and Artifacts are required")
+	if deps.StateDir == "" || deps.Boot == nil {
+		return nil, errors.New("nfs: StateDir and Boot are required")
 	}
 	return &Server{cfg: cfg.withDefaults(), deps: deps, log: logging.OrDiscard(deps.Log).With("server", "nfs"),
 		mounts: map[string]string{}, ready: make(chan struct{})}, nil
 }
 
-// Export returns where nodes mount the root of image name at digest. It
-// satisfies httpboot.NFSRoots.
-func (s *Server) Export(name, digest string) (host, path string, err error) {
-	if !s.cfg.Enabled {
+// Exports names where nodes mount image roots: what the resolver puts on
+// their command lines and what the server then exports. It needs no running
+// server, so the resolver can be made before the server it feeds.
+type Exports struct{ cfg Config }
+
+// NewExports returns the export names of cfg.
+func NewExports(cfg Config) Exports { return Exports{cfg: cfg.withDefaults()} }
+
+// Export returns where nodes mount the root of image name at digest; it
+// satisfies bootspec.NFSRoots.
+func (x Exports) Export(name, digest string) (host, path string, err error) {
+	if !x.cfg.Enabled {
 		return "", "", errors.New("nfs server is not enabled (serve config nfs.enabled)")
 	}
-	return s.cfg.Address, s.pseudo(name, digest), nil
+	return x.cfg.Address, x.pseudo(name, digest), nil
 }
 
-func (s *Server) pseudo(name, digest string) string {
-	return s.cfg.Pseudo + "/" + name + "/" + images.DigestHex(digest)
+func (x Exports) pseudo(name, digest string) string {
+	return x.cfg.Pseudo + "/" + name + "/" + images.DigestHex(digest)
 }
+
+// Export is Exports.Export for this server's configuration.
+func (s *Server) Export(name, digest string) (host, path string, err error) {
+	return Exports{cfg: s.cfg}.Export(name, digest)
+}
+
+func (s *Server) pseudo(name, digest string) string { return Exports{cfg: s.cfg}.pseudo(name, digest) }
 
 func (s *Server) mountPoint(name, digest string) string {
 	return filepath.Join(s.deps.StateDir, "mnt", name, images.DigestHex(digest))
 }
 
-// wanted lists the current sets of every image an NFS-mode node boots.
+// wanted lists the artifact sets whose roots the resolver's Specs name as
+// NFS exports. A node that cannot be resolved keeps only itself from booting.
 func (s *Server) wanted(ctx context.Context) ([]*images.Entry, error) {
-	inv, err := s.deps.Nodes.Snapshot(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("nfs: %w", err)
-	}
+	specs, err := s.deps.Boot.Specs(ctx)
 	seen := map[string]bool{}
 	var out []*images.Entry
-	var errs []error
-	for _, n := range inv.Nodes() {
-		if n.Mode != inventory.ModeNFS || n.Image == "" || seen[n.Image] {
+	for _, sp := range specs {
+		if sp.Root.Kind != bootspec.RootNFS || sp.Image == nil {
 			continue
 		}
-		seen[n.Image] = true
-		e, err := s.deps.Artifacts.Current(n.Image)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("nfs: image %s of node %s: %w", n.Image, n.Name, err))
+		key := sp.Image.Manifest.Name + "@" + sp.Image.Manifest.ImageDigest
+		if seen[key] {
 			continue
 		}
-		out = append(out, e)
+		seen[key] = true
+		out = append(out, sp.Image)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Manifest.Name < out[j].Manifest.Name })
-	return out, errors.Join(errs...)
+	if err != nil {
+		err = fmt.Errorf("nfs: %w", err)
+	}
+	return out, err
 }
 
 // Ready is closed once ganesha has been started (or there was nothing to export).
