@@ -43,7 +43,7 @@ func newVMBootCmd(g *globals) *cobra.Command {
 		Short: "Network-boot nodes in QEMU through a private 'imgctl serve' and wait until they report booted",
 		Long: `Boots each named node (a hostlist) as a QEMU machine with the node's MAC, on a
 bridge in a private network namespace where 'imgctl serve' runs on this state
-directory and inventory. The node goes the real way: DHCP, iPXE script over
+directory and inventory (its file store, whatever --store says). The node goes the real way: DHCP, iPXE script over
 HTTP, kernel, initramfs and its overlay, root image verified and mounted (live)
 or NFS root (nfs), then phones home. The boot ends when the node reports
 'booted' (success), when it powers off or the timeout passes (failure).
