@@ -2,13 +2,13 @@ package test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/imgctl/imgctl/internal/benchresult"
 	"github.com/imgctl/imgctl/internal/vm"
 )
 
@@ -51,16 +51,8 @@ func TestBenchBoot(t *testing.T) {
 		booted[c.mode] = res.Seconds
 	}
 	figures["live_vs_nfs_booted_ratio"] = booted["live"] / booted["nfs"]
-	dir := os.Getenv("IMGCTL_BENCH_DIR")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(), "bench", "results")
-	}
-	data, _ := json.MarshalIndent(figures, "", "  ")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := benchresult.Write("boot.json", figures); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "boot.json"), append(data, '\n'), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("boot.json:\n%s", data)
+	t.Logf("boot.json: %v", figures)
 }

@@ -37,7 +37,8 @@ type haServer struct {
 }
 
 // TestTwoServersOnePostgreSQL runs two `imgctl serve` on one bridge, in two
-// namespaces, on one PostgreSQL. 500 unknown MACs ask both at once for
+// namespaces, on one PostgreSQL, each serving the boot-tiny image its site
+// pulled from a registry. 500 unknown MACs ask both at once for
 // discovery leases (no address twice); then 1,000 inventory nodes boot
 // through both (lease, script, kernel, initramfs, overlay), and one server is
 // killed (SIGKILL) half way: every node still gets everything, retrying the
@@ -52,12 +53,25 @@ func TestTwoServersOnePostgreSQL(t *testing.T) {
 	pg := pgtest.Start(t)
 	db := pg.NewDatabase(t)
 
-	// One artifact set, the same on both servers; one token secret, so that
+	// The boot-tiny image, published to a registry and pulled by each
+	// server's site: the same artifacts on both. One token secret, so that
 	// a node's token is good on either.
+	testenv.RequireCommands(t, "docker-registry")
+	set := bootArtifacts(t)
+	repo := startDockerRegistry(t) + "/ha"
+	imgctlRun := func(args ...string) {
+		t.Helper()
+		if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("imgctl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	imgctlRun("--storage-root", testenv.Storage(t).GraphRoot, "--storage-runroot", testenv.Storage(t).RunRoot, "--state", testenv.StateDir(t),
+		"-q", "publish", set.Manifest.Name, "--registry", repo, "--tag", "ha", "--tls-verify=false")
 	stateA, stateB := t.TempDir(), t.TempDir()
-	writeSmallSet(t, ctx, stateA, "haimg")
-	if out, err := exec.Command("cp", "-a", filepath.Join(stateA, "artifacts"), stateB).CombinedOutput(); err != nil {
-		t.Fatalf("copy artifacts: %v: %s", err, out)
+	for _, state := range []string{stateA, stateB} {
+		site := t.TempDir()
+		imgctlRun("--storage-root", filepath.Join(site, "storage"), "--storage-runroot", filepath.Join(site, "run"), "--state", state,
+			"-q", "pull", repo+"/"+set.Manifest.Name+":ha", "--tls-verify=false")
 	}
 	secret := filepath.Join(t.TempDir(), "token.secret")
 	key := make([]byte, 32)
@@ -71,7 +85,7 @@ func TestTwoServersOnePostgreSQL(t *testing.T) {
 	macFile := filepath.Join(t.TempDir(), "macs.txt")
 	os.WriteFile(macFile, []byte(strings.Join(macs, "\n")+"\n"), 0o644)
 	if out, err := exec.Command(bin, "--store", db, "-q", "node", "add", "ha[0001-1000]", "--mac-file", macFile,
-		"--ip", "10.49.[1-4].[1-250]", "--netmask", "255.255.0.0", "--image", "haimg", "--mode", "live").CombinedOutput(); err != nil {
+		"--ip", "10.49.[1-4].[1-250]", "--netmask", "255.255.0.0", "--image", set.Manifest.Name, "--mode", "live").CombinedOutput(); err != nil {
 		t.Fatalf("node add: %v: %s", err, out)
 	}
 
@@ -263,20 +277,29 @@ func bootOnce(ctx context.Context, gen *dhcptest.Loadgen, cli *netns.NS, mac net
 		return "", err
 	}
 	c := nsClient(cli, want)
-	get := func(u string) ([]byte, error) {
+	// get fetches u whole; the body is kept only when keep is set (the
+	// script), the rest is counted (kernel and initramfs are tens of MiB).
+	get := func(u string, keep bool) ([]byte, int64, error) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
 		resp, err := c.Do(req)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("%s: %s", u, resp.Status)
+		if resp.StatusCode != http.StatusOK {
+			return nil, 0, fmt.Errorf("%s: %s", u, resp.Status)
 		}
-		return b, err
+		if keep {
+			b, err := io.ReadAll(resp.Body)
+			return b, int64(len(b)), err
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+			err = fmt.Errorf("%s: %d of %d bytes", u, n, resp.ContentLength)
+		}
+		return nil, n, err
 	}
-	script, err := get(strings.ReplaceAll(ack.BootFileNameOption(), "${net0/mac}", url.QueryEscape(mac.String())))
+	script, _, err := get(strings.ReplaceAll(ack.BootFileNameOption(), "${net0/mac}", url.QueryEscape(mac.String())), true)
 	if err != nil {
 		return srv, err
 	}
@@ -290,8 +313,8 @@ func bootOnce(ctx context.Context, gen *dhcptest.Loadgen, cli *netns.NS, mac net
 		return srv, fmt.Errorf("script from %s downloads %q", srv, urls)
 	}
 	for _, u := range urls {
-		if b, err := get(u); err != nil || len(b) == 0 {
-			return srv, fmt.Errorf("%s: %d bytes, %v", u, len(b), err)
+		if _, n, err := get(u, false); err != nil || n == 0 {
+			return srv, fmt.Errorf("%s: %d bytes, %v", u, n, err)
 		}
 	}
 	return srv, nil
