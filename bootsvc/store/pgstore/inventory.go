@@ -15,41 +15,34 @@ import (
 
 // loadFile reads the inventory rows into the on-disk form.
 func loadFile(ctx context.Context, q querier) (inventory.File, error) {
-	f := inventory.File{Groups: map[string]*inventory.Group{}, Nodes: map[string]*inventory.Node{}}
-	rows, err := q.Query(ctx, `SELECT name, doc FROM groups`)
+	groups, err := loadDocs[inventory.Group](ctx, q, "groups")
 	if err != nil {
-		return f, err
+		return inventory.File{}, err
 	}
+	nodes, err := loadDocs[inventory.Node](ctx, q, "nodes")
+	return inventory.File{Groups: groups, Nodes: nodes}, err
+}
+
+// loadDocs decodes every row of table (name, YAML doc) into a T.
+func loadDocs[T any](ctx context.Context, q querier, table string) (map[string]*T, error) {
+	rows, err := q.Query(ctx, `SELECT name, doc FROM `+table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]*T{}
 	for rows.Next() {
 		var name, doc string
 		if err := rows.Scan(&name, &doc); err != nil {
-			return f, err
+			return nil, err
 		}
-		g := &inventory.Group{}
-		if err := yaml.Unmarshal([]byte(doc), g); err != nil {
-			return f, fmt.Errorf("group %s: %w", name, err)
+		v := new(T)
+		if err := yaml.Unmarshal([]byte(doc), v); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", table, name, err)
 		}
-		f.Groups[name] = g
+		out[name] = v
 	}
-	if err := rows.Err(); err != nil {
-		return f, err
-	}
-	rows, err = q.Query(ctx, `SELECT name, doc FROM nodes`)
-	if err != nil {
-		return f, err
-	}
-	for rows.Next() {
-		var name, doc string
-		if err := rows.Scan(&name, &doc); err != nil {
-			return f, err
-		}
-		n := &inventory.Node{}
-		if err := yaml.Unmarshal([]byte(doc), n); err != nil {
-			return f, fmt.Errorf("node %s: %w", name, err)
-		}
-		f.Nodes[name] = n
-	}
-	return f, rows.Err()
+	return out, rows.Err()
 }
 
 func (s *Store) cached() *inventory.Inventory {
