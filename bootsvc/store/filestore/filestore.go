@@ -172,10 +172,7 @@ func (s *Store) NodeByIP(ctx context.Context, ip netip.Addr) (inventory.Node, er
 
 // Update implements store.Store: a locked read-modify-write of nodes.yaml.
 func (s *Store) Update(ctx context.Context, fn func(*inventory.Inventory) error) error {
-	if err := s.inv.Update(ctx, fn); err != nil {
-		return err
-	}
-	return nil
+	return s.inv.Update(ctx, fn)
 }
 
 // Lease implements store.Store.
