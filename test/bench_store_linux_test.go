@@ -2,13 +2,11 @@ package test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -38,12 +36,7 @@ func TestBenchStoreServe(t *testing.T) {
 	pg := pgtest.Start(t)
 	db := pg.NewDatabase(t)
 	state := t.TempDir()
-	macs := make([]string, hosts)
-	for i := range macs {
-		macs[i] = fmt.Sprintf("02:51:01:00:%02x:%02x", i>>8, i&0xff)
-	}
-	macFile := filepath.Join(state, "macs.txt")
-	os.WriteFile(macFile, []byte(strings.Join(macs, "\n")+"\n"), 0o644)
+	macs, macFile := writeMACs(t, "02:51:01", hosts)
 	for _, where := range [][]string{{"--state", state}, {"--state", state, "--store", db}} {
 		args := append(where, "-q", "node", "add", "bs[0001-1000]", "--mac-file", macFile, "--ip", "10.51.[1-4].[1-250]", "--netmask", "255.255.0.0")
 		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {

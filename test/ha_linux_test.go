@@ -78,12 +78,7 @@ func TestTwoServersOnePostgreSQL(t *testing.T) {
 	rand.Read(key)
 	os.WriteFile(secret, key, 0o600)
 
-	macs := make([]string, nodes)
-	for i := range macs {
-		macs[i] = fmt.Sprintf("02:49:01:00:%02x:%02x", i>>8, i&0xff)
-	}
-	macFile := filepath.Join(t.TempDir(), "macs.txt")
-	os.WriteFile(macFile, []byte(strings.Join(macs, "\n")+"\n"), 0o644)
+	macs, macFile := writeMACs(t, "02:49:01", nodes)
 	if out, err := exec.Command(bin, "--store", db, "-q", "node", "add", "ha[0001-1000]", "--mac-file", macFile,
 		"--ip", "10.49.[1-4].[1-250]", "--netmask", "255.255.0.0", "--image", set.Manifest.Name, "--mode", "live").CombinedOutput(); err != nil {
 		t.Fatalf("node add: %v: %s", err, out)

@@ -47,12 +47,7 @@ func TestLoad200NodesThroughServe(t *testing.T) {
 	defer cancel()
 	state := t.TempDir()
 	writeSmallSet(t, ctx, state, "loadimg")
-	macs := make([]string, nodes)
-	for i := range macs {
-		macs[i] = fmt.Sprintf("02:42:01:00:%02x:%02x", i>>8, i&0xff)
-	}
-	macFile := filepath.Join(state, "macs.txt")
-	os.WriteFile(macFile, []byte(strings.Join(macs, "\n")+"\n"), 0o644)
+	macs, macFile := writeMACs(t, "02:42:01", nodes)
 	if out, err := exec.Command(bin, "--state", state, "-q", "node", "add", "load[001-200]", "--mac-file", macFile,
 		"--ip", "10.42.1.[1-200]", "--netmask", "255.255.0.0", "--image", "loadimg", "--mode", "live").CombinedOutput(); err != nil {
 		t.Fatalf("node add: %v: %s", err, out)
@@ -275,6 +270,20 @@ func writeSmallSet(t *testing.T, ctx context.Context, state, name string) {
 	if err := store.SetCurrent(name, digest); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeMACs makes n MACs prefix:00:XX:YY and a --mac-file listing them.
+func writeMACs(t *testing.T, prefix string, n int) (macs []string, file string) {
+	t.Helper()
+	macs = make([]string, n)
+	for i := range macs {
+		macs[i] = fmt.Sprintf("%s:00:%02x:%02x", prefix, i>>8, i&0xff)
+	}
+	file = filepath.Join(t.TempDir(), "macs.txt")
+	if err := os.WriteFile(file, []byte(strings.Join(macs, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return macs, file
 }
 
 func tailString(s string, n int) string {
