@@ -113,3 +113,17 @@ func (m *Manifest) Validate() error {
 	}
 	return nil
 }
+
+// KindOf returns the kind of the artifact stored in file, or "" (also for a
+// nil manifest).
+func (m *Manifest) KindOf(file string) string {
+	if m == nil {
+		return ""
+	}
+	for k, a := range m.Artifacts {
+		if a.File == file {
+			return k
+		}
+	}
+	return ""
+}

@@ -219,24 +219,42 @@ func (e *Entry) Verify(ctx context.Context) error {
 			errs = append(errs, &VerifyError{k, a.File, err})
 			continue
 		}
-		var pieces []string
-		var sum string
+		var s Sums
 		if k == RootFS {
-			pieces, sum, err = HashPieces(ctx, f, e.Manifest.Root.PieceSize)
+			s.Pieces, s.SHA256, err = HashPieces(ctx, f, e.Manifest.Root.PieceSize)
 		} else {
-			sum, err = hashReader(ctx, f)
+			s.SHA256, err = hashReader(ctx, f)
 		}
 		f.Close()
-		switch {
-		case err != nil:
+		if err != nil {
 			errs = append(errs, &VerifyError{k, a.File, err})
-		case sum != a.SHA256:
-			errs = append(errs, &VerifyError{k, a.File, fmt.Errorf("sha256 %s, manifest says %s", sum, a.SHA256)})
-		case k == RootFS && !equalStrings(pieces, e.Manifest.Root.Pieces):
-			errs = append(errs, &VerifyError{k, a.File, fmt.Errorf("piece hashes differ from the manifest")})
+		} else if err := e.Manifest.Check(k, s); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Sums is what hashing one artifact file gave: its sha256 and, for the root
+// image, the sha256 of each piece.
+type Sums struct {
+	SHA256 string
+	Pieces []string
+}
+
+// Check compares the sums of kind's file with the manifest. It lets a copy
+// hashed while it was written (pull) be verified without reading it again.
+func (m *Manifest) Check(kind string, s Sums) error {
+	a, ok := m.Artifacts[kind]
+	switch {
+	case !ok:
+		return fmt.Errorf("manifest has no %s artifact", kind)
+	case s.SHA256 != a.SHA256:
+		return &VerifyError{kind, a.File, fmt.Errorf("sha256 %s, manifest says %s", s.SHA256, a.SHA256)}
+	case kind == RootFS && !equalStrings(s.Pieces, m.Root.Pieces):
+		return &VerifyError{kind, a.File, fmt.Errorf("piece hashes differ from the manifest")}
+	}
+	return nil
 }
 
 func equalStrings(a, b []string) bool {

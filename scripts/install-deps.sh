@@ -18,6 +18,7 @@ packages=(
   openssh-server openssh-client
   wrk hyperfine
   postgresql
+  kea-dhcp4-server nginx-light
 )
 
 missing=()
@@ -27,6 +28,14 @@ done
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # Servers installed only as test baselines (nginx, Kea, dnsmasq, …) must not
+  # start as system services: policy-rc.d tells the package scripts so.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+  fi
+  trap '[ -n "$own_policy" ] && rm -f "$policy"' EXIT
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

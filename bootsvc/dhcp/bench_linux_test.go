@@ -78,49 +78,18 @@ func TestBenchDHCP(t *testing.T) {
 	dir := t.TempDir()
 
 	// The same 1,000 static hosts for both servers.
-	inv := &inventory.Inventory{}
+	inv, fs := benchInventory(t, ctx, dir, benchHosts)
 	var hosts strings.Builder
 	for i := 0; i < benchHosts; i++ {
-		name := fmt.Sprintf("n%04d", i)
-		if err := inv.Put(inventory.Node{Name: name, MACs: []string{benchMAC(i).String()}, IP: benchIP(i).String()}); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&hosts, "%s,%s,%s\n", benchMAC(i), benchIP(i), name)
-	}
-	invPath := filepath.Join(dir, "nodes.yaml")
-	if err := inv.Save(invPath); err != nil {
-		t.Fatal(err)
+		fmt.Fprintf(&hosts, "%s,%s,n%04d\n", benchMAC(i), benchIP(i), i)
 	}
 	hostsPath := filepath.Join(dir, "hosts")
 	os.WriteFile(hostsPath, []byte(hosts.String()), 0o644)
-
-	// The file backend, as imgctl serve runs it by default.
-	fs, err := filestore.Open(ctx, filestore.Options{StateDir: dir, Inventory: invPath, Owner: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
 	lg := dhcptest.New(t, cliNS, cliIf)
 	const window = 16
 
 	ours := func(nodes Nodes, states StateRecorder) (offer, dora float64, failed int) {
-		cfg := Defaults()
-		cfg.Enabled, cfg.Interface, cfg.ServerIP = true, srvIf, "10.41.128.1"
-		cfg.Subnets = []Subnet{{Network: "10.41.128.0/17"}}
-		s, err := New(cfg, Deps{Nodes: nodes, Boot: firmwareOnly(cfg), States: states})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := srvNS.Do(func() (err error) {
-			s.deps.Conn, err = server4.NewIPv4UDPConn(srvIf, &net.UDPAddr{Port: 67})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		sctx, scancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- s.Run(sctx) }()
-		defer func() { scancel(); <-done }()
+		defer startBenchServer(t, ctx, p, nodes, states)()
 		offer, f1 := run(lg, benchHosts, window, false)
 		dora, f2 := run(lg, benchHosts, window, true)
 		return offer, dora, f1 + f2
@@ -198,6 +167,51 @@ func TestBenchDHCP(t *testing.T) {
 	if err := benchresult.Write("store_dhcp.json", pgFigures); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// benchInventory writes n static hosts to dir/nodes.yaml and opens them with
+// the file backend, as imgctl serve runs it by default.
+func benchInventory(t *testing.T, ctx context.Context, dir string, n int) (*inventory.Inventory, *filestore.Store) {
+	t.Helper()
+	inv := &inventory.Inventory{}
+	for i := 0; i < n; i++ {
+		if err := inv.Put(inventory.Node{Name: fmt.Sprintf("n%04d", i), MACs: []string{benchMAC(i).String()}, IP: benchIP(i).String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	invPath := filepath.Join(dir, "nodes.yaml")
+	if err := inv.Save(invPath); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := filestore.Open(ctx, filestore.Options{StateDir: dir, Inventory: invPath, Owner: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	return inv, fs
+}
+
+// startBenchServer runs our DHCP server in the pair's server namespace over
+// nodes and states; the returned func stops it.
+func startBenchServer(t *testing.T, ctx context.Context, p *nstest.Pair, nodes Nodes, states StateRecorder) (stop func()) {
+	t.Helper()
+	cfg := Defaults()
+	cfg.Enabled, cfg.Interface, cfg.ServerIP = true, p.ServerIf, "10.41.128.1"
+	cfg.Subnets = []Subnet{{Network: "10.41.128.0/17"}}
+	s, err := New(cfg, Deps{Nodes: nodes, Boot: firmwareOnly(cfg), States: states})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Server.Do(func() (err error) {
+		s.deps.Conn, err = server4.NewIPv4UDPConn(p.ServerIf, &net.UDPAddr{Port: 67})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(sctx) }()
+	return func() { scancel(); <-done }
 }
 
 func median(v []float64) float64 {

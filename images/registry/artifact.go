@@ -66,11 +66,11 @@ type setFile struct {
 const signatureFile = "signature.json"
 
 // setFiles lists the files of an installed set with their digests, as they
-// are published. The digests of kernel, initramfs and root image come from
-// the manifest (already verified on install); other files (manifest.json)
-// are hashed here. The overlay/ directory travels as overlayTar, packed into
+// are published. With verified (the set was checked against its manifest)
+// the digests of kernel, initramfs and root image come from the manifest;
+// other files (manifest.json), and all of them otherwise, are hashed here. The overlay/ directory travels as overlayTar, packed into
 // a temp file that done removes. Other subdirectories are refused.
-func setFiles(ctx context.Context, e *images.Entry) (files []setFile, done func(), err error) {
+func setFiles(ctx context.Context, e *images.Entry, verified bool) (files []setFile, done func(), err error) {
 	var temps []string
 	cleanup := func() {
 		for _, t := range temps {
@@ -115,7 +115,7 @@ func setFiles(ctx context.Context, e *images.Entry) (files []setFile, done func(
 			return nil, nil, err
 		}
 		f := setFile{Name: name, Path: p, Size: st.Size()}
-		if a, ok := known[name]; ok && a.Size == st.Size() {
+		if a, ok := known[name]; ok && verified && a.Size == st.Size() {
 			f.Digest = digest.NewDigestFromEncoded(digest.SHA256, a.SHA256)
 		} else {
 			d, err := hashFile(ctx, p)

@@ -138,6 +138,34 @@ func (c *Client) pushBlob(ctx context.Context, dest types.ImageDestination, b bl
 
 // fetchBlob streams the blob desc from src into w, checking size and digest.
 func (c *Client) fetchBlob(ctx context.Context, src types.ImageSource, name string, d digest.Digest, size int64, w io.Writer, p *mpb.Progress) error {
+	return c.fetchBlobChecked(ctx, src, name, d, size, w, p, digestCheck{d, d.Verifier()})
+}
+
+// blobCheck hashes a blob as it streams by, then says whether it was the one
+// asked for.
+type blobCheck interface {
+	io.Writer
+	check() error
+}
+
+// digestCheck checks a blob against its descriptor's digest.
+type digestCheck struct {
+	d digest.Digest
+	v digest.Verifier
+}
+
+func (c digestCheck) Write(b []byte) (int, error) { return c.v.Write(b) }
+
+func (c digestCheck) check() error {
+	if !c.v.Verified() {
+		return fmt.Errorf("content does not match digest %s", c.d)
+	}
+	return nil
+}
+
+// fetchBlobChecked is fetchBlob with the hashing chosen by the caller, so a
+// root image is hashed once for its digest and its pieces together.
+func (c *Client) fetchBlobChecked(ctx context.Context, src types.ImageSource, name string, d digest.Digest, size int64, w io.Writer, p *mpb.Progress, chk blobCheck) error {
 	rc, _, err := src.GetBlob(ctx, types.BlobInfo{Digest: d, Size: size}, none.NoCache)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
@@ -156,16 +184,16 @@ func (c *Client) fetchBlob(ctx context.Context, src types.ImageSource, name stri
 			}
 		}()
 	}
-	v := d.Verifier()
-	n, err := io.Copy(io.MultiWriter(w, v), r)
+	// Large reads: each one is a file write and a hand-off to the hashers.
+	n, err := io.CopyBuffer(io.MultiWriter(w, chk), r, make([]byte, 1<<20))
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
 	}
 	if n != size {
 		return &VerifyError{name, fmt.Errorf("%d bytes, descriptor says %d", n, size)}
 	}
-	if !v.Verified() {
-		return &VerifyError{name, fmt.Errorf("content does not match digest %s", d)}
+	if err := chk.check(); err != nil {
+		return &VerifyError{name, err}
 	}
 	return nil
 }

@@ -94,8 +94,16 @@ func (c *Client) Publish(ctx context.Context, req PublishRequest) (*PublishResul
 	}
 	var files []setFile
 	if set != nil {
+		// The upload names each file by the manifest's sha256, so the set
+		// must match it: a registry rejects (or a client trips over) a blob
+		// whose bytes are not what its digest says.
+		if !c.trustSets {
+			if err := set.Verify(ctx); err != nil {
+				return nil, fmt.Errorf("publish %s: the artifact set does not match its manifest: %w", req.Image, err)
+			}
+		}
 		var done func()
-		if files, done, err = setFiles(ctx, set); err != nil {
+		if files, done, err = setFiles(ctx, set, !c.trustSets); err != nil {
 			return nil, err
 		}
 		defer done()

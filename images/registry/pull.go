@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -239,20 +241,45 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 	if c.opts.Progress != nil {
 		p = mpb.NewWithContext(ctx, mpb.WithOutput(c.opts.Progress), mpb.WithWidth(40))
 	}
-	for _, l := range am.Layers {
+	// The set's manifest comes first, so each artifact is hashed once, as it
+	// arrives, for both its registry digest and the manifest's sums.
+	layers := append([]v1.Descriptor(nil), am.Layers...)
+	sort.SliceStable(layers, func(i, j int) bool {
+		return layers[i].Annotations[v1.AnnotationTitle] == images.ManifestFile && layers[j].Annotations[v1.AnnotationTitle] != images.ManifestFile
+	})
+	var m *images.Manifest
+	sums := map[string]images.Sums{} // by artifact kind
+	for _, l := range layers {
 		file := l.Annotations[v1.AnnotationTitle]
 		// Titles come from the registry: plain names in the set, nothing else.
 		if file == "" || file != filepath.Base(file) || strings.HasPrefix(file, ".") || file == signatureFile {
 			return nil, &VerifyError{"artifact manifest", fmt.Errorf("layer title %q is not a file name", file)}
+		}
+		kind := m.KindOf(file)
+		if kind != "" && l.Digest != digest.NewDigestFromEncoded(digest.SHA256, m.Artifacts[kind].SHA256) {
+			return nil, &VerifyError{file, fmt.Errorf("registry digest %s, set manifest says sha256 %s", l.Digest, m.Artifacts[kind].SHA256)}
 		}
 		err := c.withRetry(ctx, "fetch "+file, func() error {
 			f, err := os.OpenFile(filepath.Join(staged, file), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 			if err != nil {
 				return err
 			}
-			err = c.fetchBlob(ctx, src, file, l.Digest, l.Size, f, p)
+			var chk blobCheck = digestCheck{l.Digest, l.Digest.Verifier()}
+			var pc *pieceCheck
+			if kind == images.RootFS {
+				pc = newPieceCheck(ctx, l.Digest, m.Root.PieceSize)
+				chk = pc
+				defer pc.stop()
+			}
+			err = c.fetchBlobChecked(ctx, src, file, l.Digest, l.Size, f, p, chk)
 			if cerr := f.Close(); err == nil {
 				err = cerr
+			}
+			if err == nil && kind != "" {
+				sums[kind] = images.Sums{SHA256: l.Digest.Encoded()}
+				if pc != nil {
+					sums[kind] = images.Sums{SHA256: l.Digest.Encoded(), Pieces: pc.pieces}
+				}
 			}
 			return err
 		})
@@ -261,6 +288,11 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 				p.Wait()
 			}
 			return nil, err
+		}
+		if file == images.ManifestFile {
+			if m, err = images.ReadManifest(filepath.Join(staged, file)); err != nil {
+				return nil, &VerifyError{images.ManifestFile, err}
+			}
 		}
 	}
 	if p != nil {
@@ -275,9 +307,8 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 			return nil, err
 		}
 	}
-	m, err := images.ReadManifest(filepath.Join(staged, images.ManifestFile))
-	if err != nil {
-		return nil, &VerifyError{images.ManifestFile, err}
+	if m == nil {
+		return nil, &VerifyError{images.ManifestFile, fmt.Errorf("the artifact manifest has no %s layer", images.ManifestFile)}
 	}
 	if m.Name != name || m.ImageDigest != localDigest {
 		return nil, &VerifyError{images.ManifestFile, fmt.Errorf("names %s@%s, artifact manifest says %s@%s", m.Name, m.ImageDigest, name, localDigest)}
@@ -289,7 +320,7 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 			return nil, &VerifyError{images.ManifestFile, fmt.Errorf("%s artifact file %q is not a file of the set", kind, a.File)}
 		}
 	}
-	if err := (&images.Entry{Dir: staged, Manifest: m}).Verify(ctx); err != nil {
+	if err := verifyFetched(ctx, &images.Entry{Dir: staged, Manifest: m}, sums); err != nil {
 		return nil, &VerifyError{"artifact set " + name, err}
 	}
 	if payload != nil {
@@ -316,4 +347,65 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 	}
 	c.log.Info("installed artifacts", "image", name, "dir", e.Dir)
 	return e, nil
+}
+
+// verifyFetched checks the set against the sums taken while its files were
+// fetched; a file hashed some other way (a digest that is not sha256) is read
+// again in full.
+func verifyFetched(ctx context.Context, e *images.Entry, sums map[string]images.Sums) error {
+	var errs []error
+	for kind := range e.Manifest.Artifacts {
+		s, ok := sums[kind]
+		if !ok {
+			return e.Verify(ctx)
+		}
+		if err := e.Manifest.Check(kind, s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pieceCheck hashes a root image as it streams by: its whole sha256 (which
+// is also its registry digest) and its pieces, on two goroutines.
+type pieceCheck struct {
+	d      digest.Digest
+	pw     *io.PipeWriter
+	done   chan struct{}
+	err    error
+	whole  string
+	pieces []string
+}
+
+func newPieceCheck(ctx context.Context, d digest.Digest, pieceSize int64) *pieceCheck {
+	pr, pw := io.Pipe()
+	pc := &pieceCheck{d: d, pw: pw, done: make(chan struct{})}
+	go func() {
+		pc.pieces, pc.whole, pc.err = images.HashPieces(ctx, pr, pieceSize)
+		pr.CloseWithError(pc.err) // unblocks the writer if hashing stopped early
+		close(pc.done)
+	}()
+	return pc
+}
+
+func (pc *pieceCheck) Write(b []byte) (int, error) { return pc.pw.Write(b) }
+
+func (pc *pieceCheck) check() error {
+	pc.pw.Close()
+	<-pc.done
+	switch {
+	case pc.err != nil:
+		return pc.err
+	case pc.d.Algorithm() != digest.SHA256 || pc.whole != pc.d.Encoded():
+		return fmt.Errorf("content does not match digest %s", pc.d)
+	}
+	return nil
+}
+
+var errFetchEnded = errors.New("fetch ended")
+
+// stop ends the hashing goroutine (after a failed fetch; a no-op after check).
+func (pc *pieceCheck) stop() {
+	pc.pw.CloseWithError(errFetchEnded)
+	<-pc.done
 }

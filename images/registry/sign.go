@@ -116,7 +116,7 @@ func VerifySignature(ctx context.Context, e *images.Entry, pub ed25519.PublicKey
 	if p.Name != e.Manifest.Name {
 		return fmt.Errorf("%s: %w: signed for image %q, set is %q", e.Dir, ErrSignature, p.Name, e.Manifest.Name)
 	}
-	files, done, err := setFiles(ctx, e)
+	files, done, err := setFiles(ctx, e, true)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func smallSet(t *testing.T) *images.Entry {
 
 func signSet(t *testing.T, e *images.Entry, key ed25519.PrivateKey) {
 	t.Helper()
-	files, done, err := setFiles(context.Background(), e)
+	files, done, err := setFiles(context.Background(), e, true)
 	if err != nil {
 		t.Fatal(err)
 	}

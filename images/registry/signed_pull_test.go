@@ -68,6 +68,7 @@ func TestPullRefusesForgeries(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(evil.Dir, images.ManifestFile), mb, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	registry.TrustSets(src.client) // publish would refuse it; the registry is where the attacker writes
 	if _, err := src.client.Publish(ctx, registry.PublishRequest{Image: "evil", Registry: reg.Host + "/lab"}); err != nil {
 		t.Fatal(err)
 	}

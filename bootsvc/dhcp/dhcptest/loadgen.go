@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,4 +115,25 @@ func (l *Loadgen) DORA(ctx context.Context, mac net.HardwareAddr, mods ...dhcpv4
 		return nil, err
 	}
 	return l.Ask(ctx, req, dhcpv4.MessageTypeAck)
+}
+
+// SetReadBuffer raises the client socket's receive buffer past rmem_max (as
+// root): one socket stands in for thousands of clients, and replies it drops
+// would be counted against the server.
+func (l *Loadgen) SetReadBuffer(bytes int) error {
+	sc, ok := l.conn.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("client socket %T has no file descriptor", l.conn)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, bytes)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
