@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,8 +48,9 @@ func TestBenchRegistry(t *testing.T) {
 	rawPut(t, ctx, reg.addr, "baseline/raw", d, root)
 	putBase := time.Since(start)
 	start = time.Now()
+	cpu0 := cpuSeconds()
 	rawGet(t, ctx, reg.addr, "baseline/raw", d)
-	getBase := time.Since(start)
+	getBase, getCPU := time.Since(start), cpuSeconds()-cpu0
 
 	start = time.Now()
 	if _, err := src.client.Publish(ctx, registry.PublishRequest{Image: "bench", Registry: reg.Host + "/bench"}); err != nil {
@@ -62,10 +64,11 @@ func TestBenchRegistry(t *testing.T) {
 	republish := time.Since(start)
 	dst, _ := newSite(t, ctx)
 	start = time.Now()
+	cpu0 = cpuSeconds()
 	if _, err := dst.client.Pull(ctx, registry.PullRequest{Ref: reg.Host + "/bench/bench"}); err != nil {
 		t.Fatal(err)
 	}
-	pull := time.Since(start)
+	pull, pullCPU := time.Since(start), cpuSeconds()-cpu0
 
 	figures := map[string]any{
 		"root_image_bytes":        rootSize,
@@ -74,6 +77,10 @@ func TestBenchRegistry(t *testing.T) {
 		"publish_vs_raw_put":      publish.Seconds() / putBase.Seconds(),
 		"republish_vs_raw_put":    republish.Seconds() / putBase.Seconds(),
 		"pull_verify_vs_raw_get":  pull.Seconds() / getBase.Seconds(),
+		// CPU of this process (client side) alone: steadier on a busy host.
+		"pull_cpu_vs_raw_get_cpu": pullCPU / getCPU,
+		"raw_get_cpu_seconds":     getCPU,
+		"pull_cpu_seconds":        pullCPU,
 		"publish_seconds":         publish.Seconds(),
 		"republish_seconds":       republish.Seconds(),
 		"pull_and_verify_seconds": pull.Seconds(),
@@ -126,4 +133,11 @@ func rawGet(t *testing.T, ctx context.Context, addr, repo string, d digest.Diges
 	if _, err := io.Copy(v, resp.Body); err != nil || !v.Verified() {
 		t.Fatalf("download: %v", err)
 	}
+}
+
+// cpuSeconds is the user+system CPU this process has used so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }

@@ -89,26 +89,62 @@ func (c *Client) Pull(ctx context.Context, req PullRequest) (*PullResult, error)
 		return nil, fmt.Errorf("%s: %w: signed artifacts %s, registry has %s", ref, ErrSignature, payload.ArtifactsDigest, amDigest)
 	}
 
-	id, err := c.copyImage(ctx, ref, repo, imgDigest)
-	if err != nil {
-		return nil, err
+	// The image and the artifact set come down side by side, with one set
+	// of progress bars (the image copy prints its lines above them). The set
+	// is installed only once the image is in storage, as before.
+	var p *mpb.Progress
+	report := io.Discard
+	if c.opts.Progress != nil {
+		p = mpb.NewWithContext(ctx, mpb.WithOutput(c.opts.Progress), mpb.WithWidth(40))
+		report = p
 	}
-	res.ImageID = id
-	if am == nil {
-		return res, nil
+	type copied struct {
+		id  string
+		err error
 	}
-	res.ArtifactsDigest = amDigest.String()
-	e, err := c.installSet(ctx, repo, am, payload, req.VerifyKey)
-	if err != nil {
-		return nil, fmt.Errorf("artifacts of %s: %w", ref, err)
+	imageDone := make(chan copied, 1)
+	setCtx, cancelSet := context.WithCancel(ctx) // no use fetching a set whose image failed
+	defer cancelSet()
+	go func() {
+		id, err := c.copyImage(ctx, ref, repo, imgDigest, report)
+		if err != nil {
+			cancelSet()
+		}
+		imageDone <- copied{id, err}
+	}()
+	var img *copied
+	waitImage := func() error {
+		if img == nil {
+			v := <-imageDone
+			img = &v
+		}
+		return img.err
 	}
-	res.Artifacts = e
+	var e *images.Entry
+	var setErr error
+	if am != nil {
+		e, setErr = c.installSet(setCtx, repo, am, payload, req.VerifyKey, p, waitImage)
+	}
+	imageErr := waitImage()
+	if p != nil {
+		p.Wait()
+	}
+	switch {
+	case imageErr != nil:
+		return nil, imageErr
+	case setErr != nil:
+		return nil, fmt.Errorf("artifacts of %s: %w", ref, setErr)
+	}
+	res.ImageID = img.id
+	if am != nil {
+		res.ArtifactsDigest, res.Artifacts = amDigest.String(), e
+	}
 	return res, nil
 }
 
 // copyImage copies repo@dgst into container storage, named ref, and returns
 // the local image ID.
-func (c *Client) copyImage(ctx context.Context, ref, repo reference.Named, dgst digest.Digest) (string, error) {
+func (c *Client) copyImage(ctx context.Context, ref, repo reference.Named, dgst digest.Digest, report io.Writer) (string, error) {
 	byDigest, err := reference.WithDigest(repo, dgst)
 	if err != nil {
 		return "", err
@@ -129,7 +165,7 @@ func (c *Client) copyImage(ctx context.Context, ref, repo reference.Named, dgst 
 	c.log.Info("pulling image", "image", ref.String(), "digest", dgst)
 	err = c.withRetry(ctx, "pull image "+ref.String(), func() error {
 		sys := c.systemContext()
-		_, err := copy.Image(ctx, pc, dest, src, &copy.Options{ReportWriter: c.reportWriter(), SourceCtx: sys, DestinationCtx: sys})
+		_, err := copy.Image(ctx, pc, dest, src, &copy.Options{ReportWriter: report, SourceCtx: sys, DestinationCtx: sys})
 		return err
 	})
 	if err != nil {
@@ -202,8 +238,9 @@ func (c *Client) fetchSignature(ctx context.Context, repo reference.Named, dgst 
 }
 
 // installSet downloads the files of am into a staging directory, verifies
-// them, and installs the set.
-func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Manifest, payload *Payload, pub ed25519.PublicKey) (*images.Entry, error) {
+// them, and installs the set once beforeInstall (the image copy) succeeded.
+// Its progress bars go to p (nil: none).
+func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Manifest, payload *Payload, pub ed25519.PublicKey, p *mpb.Progress, beforeInstall func() error) (*images.Entry, error) {
 	name, localDigest := am.Annotations[AnnotationName], am.Annotations[AnnotationImageDigest]
 	// Both name the directory the set goes to: no path tricks.
 	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") || digest.Digest(localDigest).Validate() != nil {
@@ -237,10 +274,6 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 		return nil, err
 	}
 	defer src.Close()
-	var p *mpb.Progress
-	if c.opts.Progress != nil {
-		p = mpb.NewWithContext(ctx, mpb.WithOutput(c.opts.Progress), mpb.WithWidth(40))
-	}
 	// The set's manifest comes first, so each artifact is hashed once, as it
 	// arrives, for both its registry digest and the manifest's sums.
 	layers := append([]v1.Descriptor(nil), am.Layers...)
@@ -284,9 +317,6 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 			return err
 		})
 		if err != nil {
-			if p != nil {
-				p.Wait()
-			}
 			return nil, err
 		}
 		if file == images.ManifestFile {
@@ -294,9 +324,6 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 				return nil, &VerifyError{images.ManifestFile, err}
 			}
 		}
-	}
-	if p != nil {
-		p.Wait()
 	}
 	if _, err := os.Stat(filepath.Join(staged, overlayTar)); err == nil {
 		// Its digest was checked on fetch (and against the signature above).
@@ -327,6 +354,9 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 		if err := writeSignature(staged, payload.sig); err != nil {
 			return nil, err
 		}
+	}
+	if err := beforeInstall(); err != nil {
+		return nil, err
 	}
 	e, err := c.opts.Artifacts.Install(staged)
 	if err != nil {
