@@ -145,7 +145,13 @@ func requireVM(t *testing.T, extra ...string) {
 // bootArtifacts builds boot-tiny and its boot artifacts into the shared test
 // state (cached across runs) and returns the set.
 func bootArtifacts(t *testing.T) *images.Entry {
-	src := buildtest.Image(t, "test/fixtures/layers/boot-tiny.yaml")
+	return recipeArtifacts(t, "test/fixtures/layers/boot-tiny.yaml")
+}
+
+// recipeArtifacts builds a bootable test recipe and its boot artifacts into
+// the shared test state (cached across runs) and returns the set.
+func recipeArtifacts(t *testing.T, recipe string) *images.Entry {
+	src := buildtest.Image(t, recipe)
 	state := testenv.StateDir(t)
 	testenv.Lock(t, "artifacts")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
