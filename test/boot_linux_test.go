@@ -62,11 +62,7 @@ func TestBootVM(t *testing.T) {
 	if set == nil {
 		t.Fatal("no bootable artifact set")
 	}
-	keyDir := t.TempDir()
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e@imgctl", "-f", filepath.Join(keyDir, "id")).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
-	}
-	pubKey := filepath.Join(keyDir, "id.pub")
+	pubKey := e2eKey(t)
 
 	// Each case has its own state directory, MAC and subnet, so they run side
 	// by side; bootSlots keeps two guests at a time.
@@ -129,6 +125,16 @@ func TestBootVM(t *testing.T) {
 			b.corruptAfterVerifyBoot(t, set)
 		})
 	})
+}
+
+// e2eKey makes an SSH key pair for root's authorized_keys on test nodes and
+// returns the public key file.
+func e2eKey(t *testing.T) string {
+	keyDir := t.TempDir()
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e@imgctl", "-f", filepath.Join(keyDir, "id")).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	return filepath.Join(keyDir, "id.pub")
 }
 
 // requireVM skips a test that boots QEMU guests where that cannot work:

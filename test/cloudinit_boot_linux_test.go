@@ -70,11 +70,7 @@ func TestCloudInitBoot(t *testing.T) {
 	if set == nil {
 		t.Fatal("no bootable artifact set")
 	}
-	keyDir := t.TempDir()
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e@imgctl", "-f", filepath.Join(keyDir, "id")).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
-	}
-	b := newBootNode(t, bin, set, "ci01", "52:54:00:66:00:11", "10.66.0.11", "live", filepath.Join(keyDir, "id.pub"))
+	b := newBootNode(t, bin, set, "ci01", "52:54:00:66:00:11", "10.66.0.11", "live", e2eKey(t))
 	cli := func(stdin string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"--state", b.state, "-q"}, args...)...)
@@ -176,7 +172,7 @@ func TestCloudInitBoot(t *testing.T) {
 				t.Errorf("GET %s from the node: %s, want %s", strings.Replace(tc.url, token, "<token>", 1), code, tc.want)
 			}
 		}
-		blame := must("systemd-analyze blame | head -20; systemd-analyze")
+		blame := must("systemctl is-system-running --wait >/dev/null || true; systemd-analyze blame | head -20; systemd-analyze")
 		t.Logf("systemd-analyze blame:\n%s", blame)
 		if strings.Contains(blame, "wait-online") {
 			t.Errorf("a network wait-online unit ran on the node:\n%s", blame)

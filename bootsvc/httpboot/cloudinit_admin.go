@@ -79,14 +79,8 @@ func (s *Server) handleCloudInitList(w http.ResponseWriter, r *http.Request) {
 // handleCloudInitPost stores {name, cloud-init: {...}} for the group of
 // that name, or else the node.
 func (s *Server) handleCloudInitPost(w http.ResponseWriter, r *http.Request) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxCloudInitBody))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	name, d, err := cloudinit.Parse("body", b)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	name, d, ok := readCloudInit(w, r)
+	if !ok {
 		return
 	}
 	if name == "" {
@@ -107,17 +101,24 @@ func (s *Server) handleCloudInitPut(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if _, d, ok := readCloudInit(w, r); ok {
+		s.putCloudInit(w, r, k, d)
+	}
+}
+
+// readCloudInit reads and validates a body in any form cloudinit.Parse
+// takes, answering 400 itself when it is bad.
+func readCloudInit(w http.ResponseWriter, r *http.Request) (string, cloudinit.Data, bool) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxCloudInitBody))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+	if err == nil {
+		var name string
+		var d cloudinit.Data
+		if name, d, err = cloudinit.Parse("body", b); err == nil {
+			return name, d, true
+		}
 	}
-	_, d, err := cloudinit.Parse("body", b)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	s.putCloudInit(w, r, k, d)
+	http.Error(w, err.Error(), http.StatusBadRequest)
+	return "", cloudinit.Data{}, false
 }
 
 func (s *Server) putCloudInit(w http.ResponseWriter, r *http.Request, k cloudinit.Key, d cloudinit.Data) {
