@@ -137,7 +137,7 @@ func (d Data) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("merge %q: want replace or deep", d.Merge))
 	}
-	if d.IsZero() || (d.Files() == nil && !d.Disabled) {
+	if d.Files() == nil && !d.Disabled {
 		errs = append(errs, errors.New("no user-data, meta-data, vendor-data or network-config"))
 	}
 	for _, f := range fileNames {

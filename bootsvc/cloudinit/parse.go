@@ -14,7 +14,7 @@ import (
 // is a common slip that cloud-init reports only on the node, at boot.
 var listKeys = map[string]bool{
 	"runcmd": true, "bootcmd": true, "packages": true, "write_files": true,
-	"ssh_authorized_keys": true, "users": true, "groups": false, "mounts": true,
+	"ssh_authorized_keys": true, "mounts": true,
 }
 
 // parse reads one part: nil for an empty or opaque body, else its mapping.
