@@ -64,7 +64,7 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 	boot := bootspec.New(bootspec.Config{
 		PublicURL: httpCfg.PublicURL, Console: httpCfg.Console, ScriptURL: cfg.DHCP.ScriptURL,
 		Loaders: cfg.DHCP.BootFiles.Loaders(),
-	}, deps.Store, artifacts, roots, tokens)
+	}, deps.Store, artifacts, roots, tokens).WithCloudInit(deps.Store)
 	if cfg.NFS.Enabled {
 		nfsSrv, err := nfs.New(cfg.NFS, nfs.Deps{StateDir: deps.StateDir, Boot: boot, Log: log})
 		if err != nil {
@@ -74,7 +74,7 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 	}
 	if cfg.HTTP.Enabled {
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
-			Artifacts: artifacts, Reload: deps.Reload, Log: log})
+			Artifacts: artifacts, Reload: deps.Reload, Log: log, CloudInit: deps.Store})
 		if err != nil {
 			return err
 		}

@@ -62,11 +62,7 @@ func TestBootVM(t *testing.T) {
 	if set == nil {
 		t.Fatal("no bootable artifact set")
 	}
-	keyDir := t.TempDir()
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e@imgctl", "-f", filepath.Join(keyDir, "id")).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
-	}
-	pubKey := filepath.Join(keyDir, "id.pub")
+	pubKey := e2eKey(t)
 
 	// Each case has its own state directory, MAC and subnet, so they run side
 	// by side; bootSlots keeps two guests at a time.
@@ -131,6 +127,16 @@ func TestBootVM(t *testing.T) {
 	})
 }
 
+// e2eKey makes an SSH key pair for root's authorized_keys on test nodes and
+// returns the public key file.
+func e2eKey(t *testing.T) string {
+	keyDir := t.TempDir()
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e@imgctl", "-f", filepath.Join(keyDir, "id")).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	return filepath.Join(keyDir, "id.pub")
+}
+
 // requireVM skips a test that boots QEMU guests where that cannot work:
 // not root, no QEMU or ip, no iPXE ROM; extra names further commands.
 func requireVM(t *testing.T, extra ...string) {
@@ -145,7 +151,13 @@ func requireVM(t *testing.T, extra ...string) {
 // bootArtifacts builds boot-tiny and its boot artifacts into the shared test
 // state (cached across runs) and returns the set.
 func bootArtifacts(t *testing.T) *images.Entry {
-	src := buildtest.Image(t, "test/fixtures/layers/boot-tiny.yaml")
+	return recipeArtifacts(t, "test/fixtures/layers/boot-tiny.yaml")
+}
+
+// recipeArtifacts builds a bootable test recipe and its boot artifacts into
+// the shared test state (cached across runs) and returns the set.
+func recipeArtifacts(t *testing.T, recipe string) *images.Entry {
+	src := buildtest.Image(t, recipe)
 	state := testenv.StateDir(t)
 	testenv.Lock(t, "artifacts")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)

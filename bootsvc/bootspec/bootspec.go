@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/imgctl/imgctl/bootsvc/cloudinit"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodetoken"
 	"github.com/imgctl/imgctl/bootsvc/store"
@@ -111,6 +112,7 @@ type Resolver struct {
 	artifacts Artifacts
 	nfs       NFSRoots // nil: NFS-mode nodes are refused
 	tokens    *nodetoken.Tokens
+	cloudInit cloudinit.Getter // nil: no node gets a cloud-init seed (cloudinit.go)
 }
 
 // New returns a resolver; nfs may be nil, and so may nodes, artifacts and
@@ -152,6 +154,9 @@ func (r *Resolver) Resolve(ctx context.Context, c Client) (Spec, error) {
 		return Spec{}, fmt.Errorf("resolve %s: %w", orIP(mac, c.IP), err)
 	}
 	spec, err := r.node(n, mac, c)
+	if err == nil {
+		err = r.addCloudInit(ctx, &spec)
+	}
 	if err != nil {
 		return spec, &Error{Node: n.Name, Err: err}
 	}
@@ -178,6 +183,9 @@ func (r *Resolver) Specs(ctx context.Context) ([]Spec, error) {
 			c.IP = a
 		}
 		spec, err := r.node(n, mac, c)
+		if err == nil {
+			err = r.addCloudInit(ctx, &spec)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -21,6 +21,9 @@ type Config struct {
 	Retries        int           `yaml:"retries,omitempty" json:"retries,omitempty"`                 // download attempts before the script gives up; default 20
 	UnknownPause   time.Duration `yaml:"unknown_pause,omitempty" json:"unknown_pause,omitempty"`     // how long an unknown node waits before asking again; default 30s
 	Console        string        `yaml:"console,omitempty" json:"console,omitempty"`                 // optional console= argument, e.g. ttyS0,115200
+
+	// CloudInit configures the NoCloud routes (cloudinit_config.go).
+	CloudInit CloudInitConfig `yaml:"cloud_init,omitempty" json:"cloud_init,omitempty"`
 }
 
 // WithDefaults fills unset fields from the state directory.
@@ -70,6 +73,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("http.script_template: %w", err))
 		}
 	}
+	errs = append(errs, c.CloudInit.validate())
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("http.admin_token: shorter than 16 characters"))
 	}

@@ -58,6 +58,7 @@ type Deps struct {
 	Reload    func(ctx context.Context) error // admin "reload"; nil: not offered
 	Log       *slog.Logger
 	Registry  prometheus.Registerer // nil: a private registry
+	CloudInit CloudInitStore        // nil: no /cloud-init/ routes
 }
 
 // Server is the HTTP boot service.
@@ -72,6 +73,7 @@ type Server struct {
 	metrics  *metrics
 	gather   prometheus.Gatherer
 	handler  http.Handler
+	proxies  []netip.Prefix // trusted reverse proxies (cloud-init)
 }
 
 // New checks cfg and prepares the server (secret, template, caches).
@@ -88,7 +90,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, tokens: deps.Tokens, script: tmpl}
+	s := &Server{cfg: cfg, deps: deps, log: log, tokens: deps.Tokens, script: tmpl, proxies: cfg.CloudInit.proxies()}
 	s.verified = newVerifier(log)
 	s.overlays = newOverlayCache(cfg.OverlayCache, log)
 	reg := deps.Registry
@@ -119,6 +121,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.HandleFunc("GET /api/v1/admin/nodes", s.admin(s.handleAdminNodes))
 	mux.HandleFunc("POST /api/v1/admin/reload", s.admin(s.handleAdminReload))
+	s.cloudInitRoutes(mux)
 	return s.metrics.wrap(mux)
 }
 

@@ -67,6 +67,7 @@ type Node struct {
 	RootMount   string              `json:"root_mount,omitempty"`
 	Hostname    string              `json:"hostname,omitempty"`
 	Reason      string              `json:"reason,omitempty"`
+	CloudInit   string              `json:"cloud_init,omitempty"` // files fetched this boot and from where (cloudinit.go)
 }
 
 // Report is what a node (or the server on its behalf) reports.
@@ -163,6 +164,9 @@ func (s *Store) Report(_ context.Context, node string, r Report) error {
 // boot under way, and changes nothing else.
 func Apply(n *Node, r Report, now time.Time) (bool, error) {
 	now = now.UTC()
+	if r.State == CloudInit {
+		return applyCloudInit(n, r, now), nil
+	}
 	if r.State != InitrdDHCP && !Valid(r.State) {
 		return false, fmt.Errorf("node %s: unknown state %q (want one of %v)", n.Name, r.State, States)
 	}
@@ -187,7 +191,7 @@ func Apply(n *Node, r Report, now time.Time) (bool, error) {
 		// A new boot begins: earlier phases belong to the previous boot.
 		n.Phases = map[State]time.Time{}
 		if r.State == DHCP {
-			n.Reason = ""
+			n.Reason, n.CloudInit = "", ""
 		}
 	}
 	n.State, n.Updated, n.Detail = r.State, now, r.Detail

@@ -171,3 +171,29 @@ func TestApplyOutOfOrder(t *testing.T) {
 		})
 	}
 }
+
+func TestCloudInitPhase(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := &Node{Name: "n1"}
+	if changed, _ := Apply(n, Report{State: CloudInit, Detail: "meta-data from 10.0.0.5"}, at); changed {
+		t.Fatal("a fetch without a boot under way changed the record")
+	}
+	steps := []Report{{State: DHCP}, {State: Kernel}, {State: RootFS},
+		{State: CloudInit, Detail: "meta-data from 10.0.0.5"}, {State: CloudInit, Detail: "user-data from 10.0.0.5"},
+		{State: CloudInit, Detail: "meta-data from 10.0.0.5"}, {State: Booted}}
+	for i, r := range steps {
+		if _, err := Apply(n, r, at.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n.State != Booted || n.CloudInit != "meta-data user-data from 10.0.0.5" {
+		t.Fatalf("state %s, cloud-init %q", n.State, n.CloudInit)
+	}
+	if s := Summarize(*n, "", at.Add(time.Minute)); !strings.Contains(s.Phases, "cloud-init 5s") || s.CloudInit == "" {
+		t.Errorf("summary %+v: want the cloud-init phase and files", s)
+	}
+	Apply(n, Report{State: DHCP}, at.Add(time.Hour))
+	if n.CloudInit != "" {
+		t.Errorf("new boot kept cloud-init %q", n.CloudInit)
+	}
+}

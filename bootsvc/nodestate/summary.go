@@ -14,12 +14,14 @@ type Summary struct {
 	Digest string `json:"booted_digest,omitempty"`
 	Stale  bool   `json:"stale"` // booted a digest other than the image's current one
 	Reason string `json:"reason,omitempty"`
+	// CloudInit names the cloud-init files the node fetched this boot.
+	CloudInit string `json:"cloud_init,omitempty"`
 }
 
 // Summarize renders n for listing; currentDigest is the node's image's current
 // digest ("" when unknown), now the time to measure from.
 func Summarize(n Node, currentDigest string, now time.Time) Summary {
-	s := Summary{State: string(n.State), Digest: n.ImageDigest, Stale: Stale(n, currentDigest), Reason: n.Reason}
+	s := Summary{State: string(n.State), Digest: n.ImageDigest, Stale: Stale(n, currentDigest), Reason: n.Reason, CloudInit: n.CloudInit}
 	if n.State == "" {
 		s.State = "unknown"
 		return s
@@ -27,7 +29,7 @@ func Summarize(n Node, currentDigest string, now time.Time) Summary {
 	if !n.Updated.IsZero() {
 		s.Since = now.Sub(n.Updated).Round(time.Second).String()
 	}
-	order := []State{DHCP, IPXE, Kernel, InitrdDHCP, RootFS, Booted, Failed}
+	order := []State{DHCP, IPXE, Kernel, InitrdDHCP, RootFS, CloudInit, Booted, Failed}
 	var first time.Time
 	for _, st := range order {
 		if t, ok := n.Phases[st]; ok && (first.IsZero() || t.Before(first)) {

@@ -25,6 +25,7 @@ type Memory struct {
 	inv    *inventory.Inventory
 	states map[string]nodestate.Node
 	keys   map[string]hostkeys.Key
+	ci     memoryCloudInit
 }
 
 // NewMemory returns an empty store.
@@ -213,6 +214,7 @@ func (m *Memory) Export(ctx context.Context) (*Dump, error) {
 	for n, k := range m.keys {
 		d.HostKeys[n] = DumpKey(k)
 	}
+	m.ci.export(d)
 	return d, nil
 }
 
@@ -237,6 +239,7 @@ func (m *Memory) Import(ctx context.Context, d *Dump) error {
 	for n, k := range d.HostKeys {
 		m.keys[n] = k.Key()
 	}
+	m.ci.importDump(d)
 	m.mu.Unlock()
 	m.Notify(Change{Kind: Resync})
 	return nil

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/imgctl/imgctl/bootsvc/cloudinit"
 	"github.com/imgctl/imgctl/bootsvc/hostkeys"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodestate"
@@ -62,6 +63,14 @@ type Store interface {
 	// the channel. A slow reader gets a Resync instead of what it missed.
 	Watch(ctx context.Context) <-chan Change
 
+	// Cloud-init data (store/cloudinit.go says more): each group's and
+	// node's public and secure records, and each node's instance-id.
+	CloudInit(ctx context.Context, k cloudinit.Key) (cloudinit.Data, error)
+	PutCloudInit(ctx context.Context, k cloudinit.Key, d cloudinit.Data) error
+	DeleteCloudInit(ctx context.Context, k cloudinit.Key) error
+	CloudInitKeys(ctx context.Context) ([]cloudinit.Key, error)
+	InstanceID(ctx context.Context, node, image string) (string, error)
+
 	// Export and Import move everything between backends (imgctl store).
 	Export(ctx context.Context) (*Dump, error)
 	Import(ctx context.Context, d *Dump) error
@@ -99,6 +108,9 @@ type Dump struct {
 	Inventory inventory.File     `yaml:"inventory" json:"inventory"`
 	States    []nodestate.Node   `yaml:"states,omitempty" json:"states,omitempty"`
 	HostKeys  map[string]HostKey `yaml:"host_keys,omitempty" json:"-"` // private keys: YAML export only
+	// CloudInit holds every cloud-init record, secure parts included.
+	CloudInit   []CloudInitRecord     `yaml:"cloud_init,omitempty" json:"-"`
+	InstanceIDs map[string]InstanceID `yaml:"instance_ids,omitempty" json:"-"`
 }
 
 // HostKey is a node's SSH host key in a Dump, as the OpenSSH file texts.

@@ -26,9 +26,10 @@ func newStoreExportCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "export",
 		Short: "Write the whole store as YAML (to stdout, or -f FILE created 0600)",
-		Long: `Writes nodes, groups, every node's boot state and phases, and the nodes'
-SSH host keys (private keys included: keep the file safe) as one YAML
-document that 'imgctl store import' reads into any backend.`,
+		Long: `Writes nodes, groups, every node's boot state and phases, the nodes'
+SSH host keys (private keys included: keep the file safe) and the cloud-init
+records (secure parts and instance-ids included) as one YAML document that
+'imgctl store import' reads into any backend.`,
 		Example: "  imgctl store export -f backup.yaml",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -48,6 +48,7 @@ type Store struct {
 	keys  *hostkeys.Store
 	pool  store.Pool
 	owned *nodestate.Store // Owner only
+	ci    cloudInitFiles
 
 	mu      sync.Mutex
 	read    *nodestate.Store // others: the file as last read
@@ -71,7 +72,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, log: log, inv: inv, keys: hostkeys.NewStore(filepath.Join(opts.StateDir, "hostkeys"))}
+	s := &Store{opts: opts, log: log, inv: inv, keys: hostkeys.NewStore(filepath.Join(opts.StateDir, "hostkeys")),
+		ci: cloudInitFiles{dir: filepath.Join(opts.StateDir, "cloud-init")}}
 	if opts.Owner {
 		if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 			inv.Close()

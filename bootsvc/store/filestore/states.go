@@ -158,6 +158,9 @@ func (s *Store) Export(ctx context.Context) (*store.Dump, error) {
 		}
 		d.HostKeys[n] = store.DumpKey(k)
 	}
+	if err := s.exportCloudInit(ctx, d); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -176,6 +179,9 @@ func (s *Store) Import(ctx context.Context, d *store.Dump) error {
 		if err := s.keys.Put(n, k.Key()); err != nil {
 			return fmt.Errorf("import: %w", err)
 		}
+	}
+	if err := s.importCloudInit(ctx, d); err != nil {
+		return err
 	}
 	if err := s.Update(ctx, func(cur *inventory.Inventory) error {
 		*cur = *inv

@@ -138,7 +138,13 @@ func (s *Store) Export(ctx context.Context) (*store.Dump, error) {
 		}
 		d.HostKeys[node] = k
 	}
-	return d, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	if err := s.exportCloudInit(ctx, d); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // Import implements store.Store: in one transaction the dump's inventory
@@ -172,6 +178,9 @@ func (s *Store) Import(ctx context.Context, d *store.Dump) error {
 			b.Queue(`INSERT INTO host_keys (node, type, private, public) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (node) DO UPDATE SET type = EXCLUDED.type, private = EXCLUDED.private, public = EXCLUDED.public`,
 				node, k.Type, k.Private, k.Public)
+		}
+		if err := queueImportCloudInit(b, d); err != nil {
+			return err
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})

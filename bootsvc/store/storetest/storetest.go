@@ -37,6 +37,8 @@ func Run(t *testing.T, open Open) {
 		{"LeasesConcurrent", testLeasesConcurrent},
 		{"HostKeys", testHostKeys},
 		{"ExportImport", testExportImport},
+		{"CloudInit", testCloudInit},
+		{"InstanceIDs", testInstanceIDs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -366,6 +368,10 @@ func testExportImport(t *testing.T, open Open) {
 	if _, err := src.HostKey(ctx, "nid002"); err != nil {
 		t.Fatal(err)
 	}
+	putCloudInit(t, ctx, src)
+	if _, err := src.InstanceID(ctx, "nid001", "sha256:aa"); err != nil {
+		t.Fatal(err)
+	}
 	d, err := src.Export(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -380,6 +386,9 @@ func testExportImport(t *testing.T, open Open) {
 	}
 	if diff := cmp.Diff(d, back); diff != "" {
 		t.Fatalf("export → import → export (-first +second):\n%s", diff)
+	}
+	if len(back.CloudInit) != 3 || len(back.InstanceIDs) != 1 {
+		t.Fatalf("imported store: %d cloud-init records, %d instance-ids; want 3 and 1", len(back.CloudInit), len(back.InstanceIDs))
 	}
 	if n, err := dst.NodeByMAC(ctx, mustMAC("02:00:00:00:00:02")); err != nil || n.Name != "nid002" {
 		t.Fatalf("imported store: by MAC = %v, %v", n.Name, err)
