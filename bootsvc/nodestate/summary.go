@@ -14,6 +14,10 @@ type Summary struct {
 	Digest string `json:"booted_digest,omitempty"`
 	Stale  bool   `json:"stale"` // booted a digest other than the image's current one
 	Reason string `json:"reason,omitempty"`
+	// Userspace and Slowest come from the booted node's systemd timeline.
+	Userspace string    `json:"userspace,omitempty"`     // "30.2s": switch-root to multi-user
+	Slowest   string    `json:"slowest_units,omitempty"` // "a.service 9.0s, b.service 2.1s"
+	Timeline  *Timeline `json:"timeline,omitempty"`
 }
 
 // Summarize renders n for listing; currentDigest is the node's image's current
@@ -41,5 +45,17 @@ func Summarize(n Node, currentDigest string, now time.Time) Summary {
 		}
 	}
 	s.Phases = strings.Join(parts, ", ")
+	if t := n.Timeline; t != nil {
+		s.Timeline = t.clone()
+		s.Userspace = fmt.Sprintf("%.1fs", t.UserspaceS)
+		var units []string
+		for i, u := range t.Slowest {
+			if i == 3 {
+				break
+			}
+			units = append(units, fmt.Sprintf("%s %.1fs", u.Unit, u.Seconds))
+		}
+		s.Slowest = strings.Join(units, ", ")
+	}
 	return s
 }
