@@ -48,14 +48,7 @@ func Summarize(n Node, currentDigest string, now time.Time) Summary {
 	if t := n.Timeline; t != nil {
 		s.Timeline = t.clone()
 		s.Userspace = fmt.Sprintf("%.1fs", t.UserspaceS)
-		var units []string
-		for i, u := range t.Slowest {
-			if i == 3 {
-				break
-			}
-			units = append(units, fmt.Sprintf("%s %.1fs", u.Unit, u.Seconds))
-		}
-		s.Slowest = strings.Join(units, ", ")
+		s.Slowest = t.SlowestString(3)
 	}
 	return s
 }

@@ -51,6 +51,28 @@ func (t *Timeline) Validate() error {
 	return nil
 }
 
+// SlowestString is the first n slowest units, "a.service 9.0s, b.service 2.1s".
+func (t *Timeline) SlowestString(n int) string {
+	var parts []string
+	for i, u := range t.Slowest {
+		if i == n {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1fs", u.Unit, u.Seconds))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// String is the timeline in one line: "kernel 5.1s, initrd 12.0s, userspace
+// 30.2s; slowest: a.service 9.0s, …".
+func (t *Timeline) String() string {
+	s := fmt.Sprintf("kernel %.1fs, initrd %.1fs, userspace %.1fs", t.KernelS, t.InitrdS, t.UserspaceS)
+	if len(t.Slowest) > 0 {
+		s += "; slowest: " + t.SlowestString(3)
+	}
+	return s
+}
+
 func (t *Timeline) clone() *Timeline {
 	if t == nil {
 		return nil

@@ -224,6 +224,7 @@ func boot(ctx context.Context, opts Options, name string) (Result, error) {
 	sortPhases(r.Phases)
 	if st, ok := watch.last(); ok {
 		r.Digest, r.RootMount, r.Hostname, r.Reason = st.ImageDigest, st.RootMount, st.Hostname, st.Reason
+		r.Timeline = st.Timeline
 	}
 	if bootErr != nil && r.Reason != "" {
 		bootErr = fmt.Errorf("%w (node reported: %s)", bootErr, r.Reason)
