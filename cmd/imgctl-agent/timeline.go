@@ -69,6 +69,9 @@ func buildTimeline(mgr, target, units []props) (*timeline, error) {
 		t.KernelS = seconds(user)
 	}
 	for _, u := range units {
+		if !startsWork(u.id) {
+			continue
+		}
 		// As systemd-analyze blame: activating until active, or until
 		// inactive again (a oneshot without RemainAfterExit).
 		start, up, down := u.v["InactiveExitTimestampMonotonic"], u.v["ActiveEnterTimestampMonotonic"], u.v["InactiveEnterTimestampMonotonic"]
@@ -91,6 +94,19 @@ func buildTimeline(mgr, target, units []props) (*timeline, error) {
 		t.Slowest = t.Slowest[:maxUnits]
 	}
 	return t, nil
+}
+
+// startsWork reports whether a unit's start-up time is work it does:
+// services, mounts, swaps and sockets. A device unit's time is how long udev
+// took to see the device (from the initramfs on), a target's is its
+// dependencies', so neither says what a unit costs.
+func startsWork(unit string) bool {
+	for _, suffix := range []string{".service", ".mount", ".swap", ".socket"} {
+		if strings.HasSuffix(unit, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 func seconds(us uint64) float64 { return float64(us/1000) / 1000 }

@@ -24,6 +24,16 @@ InactiveExitTimestampMonotonic=0
 ActiveEnterTimestampMonotonic=0
 InactiveEnterTimestampMonotonic=0
 
+Id=sys-subsystem-net-devices-ens2.device
+InactiveExitTimestampMonotonic=1000000
+ActiveEnterTimestampMonotonic=40000000
+InactiveEnterTimestampMonotonic=0
+
+Id=multi-user.target
+InactiveExitTimestampMonotonic=21000000
+ActiveEnterTimestampMonotonic=50500000
+InactiveEnterTimestampMonotonic=0
+
 Id=running.service
 InactiveExitTimestampMonotonic=50600000
 ActiveEnterTimestampMonotonic=0
