@@ -68,6 +68,7 @@ type Node struct {
 	Hostname    string              `json:"hostname,omitempty"`
 	Reason      string              `json:"reason,omitempty"`
 	CloudInit   string              `json:"cloud_init,omitempty"` // files fetched this boot and from where (cloudinit.go)
+	Timeline    *Timeline           `json:"timeline,omitempty"` // the last booted report's systemd timeline
 }
 
 // Report is what a node (or the server on its behalf) reports.
@@ -78,6 +79,8 @@ type Report struct {
 	RootMount   string `json:"root_mount,omitempty"`
 	Hostname    string `json:"hostname,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	// Timeline comes with a booted report: systemd's own boot times.
+	Timeline *Timeline `json:"timeline,omitempty"`
 }
 
 // Store holds all nodes' states. It is safe for concurrent use.
@@ -187,11 +190,19 @@ func Apply(n *Node, r Report, now time.Time) (bool, error) {
 	if !Valid(r.State) {
 		return false, fmt.Errorf("node %s: unknown state %q (want one of %v)", n.Name, r.State, States)
 	}
+	if r.Timeline != nil {
+		if r.State != Booted {
+			return false, fmt.Errorf("node %s: a timeline comes with state %s, not %s", n.Name, Booted, r.State)
+		}
+		if err := r.Timeline.Validate(); err != nil {
+			return false, fmt.Errorf("node %s: %w", n.Name, err)
+		}
+	}
 	if n.Phases == nil || r.State == DHCP {
 		// A new boot begins: earlier phases belong to the previous boot.
 		n.Phases = map[State]time.Time{}
 		if r.State == DHCP {
-			n.Reason, n.CloudInit = "", ""
+			n.Reason, n.CloudInit, n.Timeline = "", "", nil
 		}
 	}
 	n.State, n.Updated, n.Detail = r.State, now, r.Detail
@@ -207,6 +218,9 @@ func Apply(n *Node, r Report, now time.Time) (bool, error) {
 	}
 	if r.Reason != "" || r.State == Failed {
 		n.Reason = r.Reason
+	}
+	if r.Timeline != nil {
+		n.Timeline = r.Timeline.clone()
 	}
 	return true, nil
 }
@@ -281,6 +295,7 @@ func (s *Store) Counts() map[State]int {
 
 func copyNode(n *Node) Node {
 	c := *n
+	c.Timeline = n.Timeline.clone()
 	c.Phases = make(map[State]time.Time, len(n.Phases))
 	for k, v := range n.Phases {
 		c.Phases[k] = v

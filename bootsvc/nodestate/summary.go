@@ -16,6 +16,10 @@ type Summary struct {
 	Reason string `json:"reason,omitempty"`
 	// CloudInit names the cloud-init files the node fetched this boot.
 	CloudInit string `json:"cloud_init,omitempty"`
+	// Userspace and Slowest come from the booted node's systemd timeline.
+	Userspace string    `json:"userspace,omitempty"`     // "30.2s": switch-root to multi-user
+	Slowest   string    `json:"slowest_units,omitempty"` // "a.service 9.0s, b.service 2.1s"
+	Timeline  *Timeline `json:"timeline,omitempty"`
 }
 
 // Summarize renders n for listing; currentDigest is the node's image's current
@@ -43,5 +47,10 @@ func Summarize(n Node, currentDigest string, now time.Time) Summary {
 		}
 	}
 	s.Phases = strings.Join(parts, ", ")
+	if t := n.Timeline; t != nil {
+		s.Timeline = t.clone()
+		s.Userspace = fmt.Sprintf("%.1fs", t.UserspaceS)
+		s.Slowest = t.SlowestString(3)
+	}
 	return s
 }

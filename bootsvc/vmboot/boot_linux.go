@@ -132,6 +132,19 @@ func boot(ctx context.Context, opts Options, name string) (Result, error) {
 		sshID = id
 		n.SSHKeys = append(append([]string(nil), n.SSHKeys...), pub)
 	}
+	accel := opts.Accel
+	if accel == nil {
+		p := &vm.Prober{QEMU: opts.QEMU}
+		accel = p.Probe
+	}
+	choice := accel(ctx)
+	r.Accel, r.AccelReason = choice.Accel, choice.Reason
+
+	if choice.Accel != vm.AccelKVM {
+		// Under TCG the guest runs with vm.TCGCmdline (see there why);
+		// the inventory entry itself is not changed.
+		n.Cmdline = strings.TrimSpace(n.Cmdline + " " + vm.TCGCmdline)
+	}
 	invPath := filepath.Join(dir, "nodes.yaml")
 	if err := writeInventory(invPath, n); err != nil {
 		return r, err
@@ -151,14 +164,6 @@ func boot(ctx context.Context, opts Options, name string) (Result, error) {
 			return vm.ServeProcess(argv, log)(ctx, ns)
 		}
 	}
-
-	accel := opts.Accel
-	if accel == nil {
-		p := &vm.Prober{QEMU: opts.QEMU}
-		accel = p.Probe
-	}
-	choice := accel(ctx)
-	r.Accel, r.AccelReason = choice.Accel, choice.Reason
 
 	progress := opts.Progress
 	if progress == nil {
@@ -219,6 +224,7 @@ func boot(ctx context.Context, opts Options, name string) (Result, error) {
 	sortPhases(r.Phases)
 	if st, ok := watch.last(); ok {
 		r.Digest, r.RootMount, r.Hostname, r.Reason = st.ImageDigest, st.RootMount, st.Hostname, st.Reason
+		r.Timeline = st.Timeline
 	}
 	if bootErr != nil && r.Reason != "" {
 		bootErr = fmt.Errorf("%w (node reported: %s)", bootErr, r.Reason)

@@ -15,7 +15,7 @@ import (
 
 const usage = `usage:
   imgctl-agent fetch --manifest URL --url URL --out FILE [--retries N]
-  imgctl-agent phonehome --server URL --node NAME --token T --state STATE [--detail D] [--reason R] [--digest D | --manifest URL]
+  imgctl-agent phonehome --server URL --node NAME --token T --state STATE [--detail D] [--reason R] [--digest D | --manifest URL] [--timeline]
   imgctl-agent cmdline [--file /proc/cmdline]   print imgctl.* arguments as shell assignments`
 
 func main() {

@@ -15,12 +15,13 @@ import (
 
 // report is the phone-home body of docs/PROTOCOL.md.
 type report struct {
-	State       string `json:"state"`
-	Detail      string `json:"detail,omitempty"`
-	ImageDigest string `json:"image_digest,omitempty"`
-	RootMount   string `json:"root_mount,omitempty"`
-	Hostname    string `json:"hostname,omitempty"`
-	Reason      string `json:"reason,omitempty"`
+	State       string    `json:"state"`
+	Detail      string    `json:"detail,omitempty"`
+	ImageDigest string    `json:"image_digest,omitempty"`
+	RootMount   string    `json:"root_mount,omitempty"`
+	Hostname    string    `json:"hostname,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Timeline    *timeline `json:"timeline,omitempty"`
 }
 
 func runPhoneHome(ctx context.Context, args []string) error {
@@ -33,6 +34,7 @@ func runPhoneHome(ctx context.Context, args []string) error {
 	fs.StringVar(&r.Detail, "detail", "", "free text")
 	fs.StringVar(&r.Reason, "reason", "", "why the boot failed")
 	fs.StringVar(&r.ImageDigest, "digest", "", "image digest the node runs")
+	withTimeline := fs.Bool("timeline", false, "add systemd's boot timeline (userspace time, slowest units); with --state booted")
 	mounts := fs.String("mounts", "/proc/mounts", "mount table to read the root mount from")
 	manifestURL := fs.String("manifest", "", "artifact manifest URL to read the image digest from when --digest is empty")
 	if err := fs.Parse(args); err != nil {
@@ -48,6 +50,14 @@ func runPhoneHome(ctx context.Context, args []string) error {
 			r.ImageDigest = m.ImageDigest
 		} else {
 			fmt.Fprintln(os.Stderr, "imgctl-agent: no image digest:", err)
+		}
+	}
+	if *withTimeline {
+		// A report without a timeline is still worth sending.
+		if t, err := collectTimeline(ctx); err == nil {
+			r.Timeline = t
+		} else {
+			fmt.Fprintln(os.Stderr, "imgctl-agent: no boot timeline:", err)
 		}
 	}
 	r.Hostname, _ = os.Hostname()

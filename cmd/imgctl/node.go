@@ -243,7 +243,7 @@ func newNodeLsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			views, rows := nodeListing(nodes, stateMap(states), currentDigests(g.stateDir), time.Now())
-			return p.Table(views, []string{"NODE", "MACS", "IP", "GROUPS", "IMAGE", "MODE", "STATE", "SINCE", "BOOTED-DIGEST", "PHASES"}, rows)
+			return p.Table(views, []string{"NODE", "MACS", "IP", "GROUPS", "IMAGE", "MODE", "STATE", "SINCE", "BOOTED-DIGEST", "PHASES", "USERSPACE", "SLOWEST-UNITS"}, rows)
 		},
 	}
 }

@@ -31,11 +31,12 @@ func nodeListing(nodes []inventory.Node, states map[string]nodestate.Node, diges
 			n.BMC = &b
 		}
 		v := nodeView{Name: n.Name, Node: n}
-		state, since, booted, phases := "-", "-", "-", "-"
+		state, since, booted, phases, userspace, slowest := "-", "-", "-", "-", "-", "-"
 		if st, ok := states[n.Name]; ok {
 			s := nodestate.Summarize(st, digest(n.Image), now)
 			v.State = &s
 			state, since, phases = s.State, dash(s.Since), dash(s.Phases)
+			userspace, slowest = dash(s.Userspace), dash(s.Slowest)
 			if s.Digest != "" {
 				booted = shortDigest(s.Digest)
 				if s.Stale {
@@ -47,7 +48,7 @@ func nodeListing(nodes []inventory.Node, states map[string]nodestate.Node, diges
 		}
 		views = append(views, v)
 		rows = append(rows, []string{n.Name, dash(strings.Join(n.MACs, ",")), dash(n.IP), dash(strings.Join(n.Groups, ",")),
-			dash(n.Image), dash(string(n.Mode)), state, since, booted, phases})
+			dash(n.Image), dash(string(n.Mode)), state, since, booted, phases, userspace, slowest})
 	}
 	return views, rows
 }

@@ -161,6 +161,9 @@ func printVMResults(w io.Writer, results []vmboot.Result) error {
 		if r.Hostname != "" {
 			fmt.Fprintf(w, "  hostname      %s\n", r.Hostname)
 		}
+		if r.Timeline != nil {
+			fmt.Fprintf(w, "  timeline      %s\n", r.Timeline)
+		}
 		if r.Reason != "" {
 			fmt.Fprintf(w, "  reason        %s\n", r.Reason)
 		}

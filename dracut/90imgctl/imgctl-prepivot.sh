@@ -34,6 +34,6 @@ After=multi-user.target network-online.target
 
 [Service]
 Type=oneshot
-ExecStart=/run/imgctl/imgctl-agent phonehome --server $IMGCTL_URL --node $IMGCTL_NODE --token $IMGCTL_TOKEN --manifest $IMGCTL_MANIFEST --state booted
+ExecStart=/run/imgctl/imgctl-agent phonehome --server $IMGCTL_URL --node $IMGCTL_NODE --token $IMGCTL_TOKEN --manifest $IMGCTL_MANIFEST --state booted --timeline
 UNIT
 ln -sf ../imgctl-booted.service /run/systemd/system/multi-user.target.wants/imgctl-booted.service

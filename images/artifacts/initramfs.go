@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,6 +25,33 @@ var dracutModules = []string{"imgctl", "network-legacy", "network", "url-lib", "
 // dracutDrivers are added when the kernel has them: virtual and common
 // physical NICs, and what mounting the root needs.
 var dracutDrivers = []string{"virtio_net", "virtio_pci", "virtio_blk", "e1000", "e1000e", "igb", "ixgbe", "i40e", "ice", "bnxt_en", "mlx4_en", "mlx5_core", "tg3", "r8169", "overlay", "squashfs", "loop", "nfs", "nfsv4", "erofs"}
+
+// netbootOmit are dracut modules a network boot never uses (local disks,
+// encryption, RAID, hibernation, virtiofs, terminfo); leaving them out
+// shrinks the initramfs every node fetches and the kernel unpacks.
+// dmsquash-live's own dependencies (dm, img-lib, rootfs-block) stay.
+var netbootOmit = []string{"plymouth", "crypt", "lunmask", "nvdimm", "resume", "virtiofs", "qemu", "terminfo",
+	"kernel-modules-extra", "btrfs", "mdraid", "lvm", "multipath", "iscsi", "nbd", "fcoe", "fcoe-uefi", "nvmf", "cifs", "dmraid", "biosdevname"}
+
+// netbootOmitDrivers are kernel modules dracut's generic kernel-modules step
+// would add that neither a live nor an NFS root needs in the initramfs: local
+// and network filesystems other than ours, RAID, HID (the booted root loads
+// what its devices need from its own module tree).
+var netbootOmitDrivers = []string{"xfs", "btrfs", "cifs", "ceph", "ext4", "jbd2", "f2fs", "gfs2", "ocfs2", "nilfs2", "reiserfs", "jfs", "udf", "isofs",
+	"raid456", "raid10", "raid1", "raid0", "dm-raid", "dm-crypt", "dm-integrity", "dm-cache", "dm-thin-pool", "dm-multipath", "dm-mirror", "dm-era", "dm-writecache",
+	"hid-.*", "target_core_.*", "iscsi_target_mod"}
+
+// initramfsCompression picks the compressor: zstd when the image has the tool
+// (dracut otherwise logs "Cannot execute compression command 'zstd'" and
+// falls back to gzip), else gzip, which every image has.
+func initramfsCompression(root string) string {
+	for _, p := range []string{"usr/bin/zstd", "bin/zstd"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
+			return "--zstd"
+		}
+	}
+	return "--gzip"
+}
 
 // imgctlModuleDir is where the builder installs our dracut module in the image.
 const imgctlModuleDir = "usr/lib/dracut/modules.d/90imgctl"
@@ -88,10 +116,23 @@ func planInitramfs(root, kver string, spec images.InitramfsSpec) (*dracutPlan, e
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("the image's dracut lacks module(s) %s (install dracut-live and dracut-network)", strings.Join(missing, ", "))
 	}
-	omit := uniq(append([]string{"plymouth"}, spec.Omit...))
-	argv := []string{"dracut", "--no-hostonly", "--force", "--kver", kver, "--zstd",
+	// What the recipe asks for wins over what we would omit.
+	var omit []string
+	for _, m := range uniq(append(append([]string{}, netbootOmit...), spec.Omit...)) {
+		if !slices.Contains(modules, m) {
+			omit = append(omit, m)
+		}
+	}
+	var omitDrivers []string
+	for _, d := range netbootOmitDrivers {
+		if !slices.Contains(drivers, d) {
+			omitDrivers = append(omitDrivers, d)
+		}
+	}
+	argv := []string{"dracut", "--no-hostonly", "--force", "--kver", kver, initramfsCompression(root),
 		"--add", strings.Join(modules, " "), "--omit", strings.Join(omit, " "),
-		"--add-drivers", strings.Join(drivers, " "), "--tmpdir", "/tmp", "/imgctl-out/initramfs.img"}
+		"--add-drivers", strings.Join(drivers, " "), "--omit-drivers", strings.Join(omitDrivers, " "),
+		"--tmpdir", "/tmp", "/imgctl-out/initramfs.img"}
 	key, err := initramfsKey(root, kver, argv)
 	if err != nil {
 		return nil, err

@@ -15,8 +15,17 @@ import (
 )
 
 // Dir is where tests keep state that is worth reusing between runs (built
-// images, their artifacts). `make clean-test` removes it.
-const Dir = "/var/tmp/imgctl-test"
+// images, their artifacts). `make clean-test` removes it. $IMGCTL_TEST_DIR
+// moves it (set once, before the tests start): a private copy for a
+// benchmark that must not queue behind other builds of the shared one.
+var Dir = dirFromEnv()
+
+func dirFromEnv() string {
+	if d := os.Getenv("IMGCTL_TEST_DIR"); d != "" {
+		return d
+	}
+	return "/var/tmp/imgctl-test"
+}
 
 // RequireRoot skips t unless it runs as root (namespaces, mounts, chroot).
 func RequireRoot(t testing.TB) {

@@ -18,6 +18,18 @@ import (
 // the BIOS reports "No bootable device".
 const DefaultROM = "/usr/lib/ipxe/qemu/pxe-virtio.rom"
 
+// TCGCmdline is added to a guest's kernel command line when QEMU emulates
+// (TCG). With address-space randomisation every process maps bash, libc and
+// libsystemd at other virtual addresses, and TCG translates the same physical
+// code page once per address: pages collect thousands of translation blocks,
+// and every guest store to such a page later (the initramfs's pages freed at
+// switch-root and reused, the page cache recycled) makes QEMU walk that list
+// once per 8-byte store. The vCPU then stops for seconds at a time
+// ("clocksource: Long readout interval"), 75-100 s in all, mostly right after
+// switch-root (HACKING.md, "The live-root stall"). Real hardware and KVM have no
+// translation cache, so nodes there keep randomisation.
+const TCGCmdline = "norandmaps"
+
 // Machine is one QEMU guest booting from the network.
 type Machine struct {
 	MAC       string // the node's inventory MAC

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Open) {
 		{"Lookups", testLookups},
 		{"UpdateIsAtomic", testUpdateIsAtomic},
 		{"BootStates", testBootStates},
+		{"BootTimeline", testBootTimeline},
 		{"Watch", testWatch},
 		{"Leases", testLeases},
 		{"LeasesConcurrent", testLeasesConcurrent},
@@ -397,5 +398,51 @@ func testExportImport(t *testing.T, open Open) {
 	bad.Version = store.DumpVersion + 1
 	if err := dst.Import(ctx, &bad); err == nil {
 		t.Fatal("dump from a newer imgctl imported")
+	}
+}
+
+// testBootTimeline: the systemd timeline a booted node reports is kept with
+// its state, read back whole, dropped by the next boot, and refused when no
+// node could have measured it.
+func testBootTimeline(t *testing.T, open Open) {
+	ctx := ctxFor(t)
+	s := opened(t, open)
+	tl := &nodestate.Timeline{KernelS: 4.2, InitrdS: 40.5, UserspaceS: 21.3,
+		Slowest: []nodestate.UnitTime{{Unit: "systemd-udev-trigger.service", Seconds: 6.5}, {Unit: "rpcbind.service", Seconds: 1.25}}}
+	for _, r := range []nodestate.Report{{State: nodestate.DHCP}, {State: nodestate.RootFS}, {State: nodestate.Booted, Timeline: tl}} {
+		if err := s.Report(ctx, "nid001", r); err != nil {
+			t.Fatalf("report %s: %v", r.State, err)
+		}
+	}
+	n, err := s.State(ctx, "nid001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(tl, n.Timeline); d != "" {
+		t.Fatalf("timeline read back (-want +got):\n%s", d)
+	}
+	all, err := s.States(ctx)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("States = %v, %v", all, err)
+	}
+	if d := cmp.Diff(tl, all[0].Timeline); d != "" {
+		t.Fatalf("timeline in States (-want +got):\n%s", d)
+	}
+	bad := []nodestate.Report{
+		{State: nodestate.RootFS, Timeline: tl},
+		{State: nodestate.Booted, Timeline: &nodestate.Timeline{UserspaceS: -1}},
+		{State: nodestate.Booted, Timeline: &nodestate.Timeline{Slowest: make([]nodestate.UnitTime, nodestate.MaxUnits+1)}},
+		{State: nodestate.Booted, Timeline: &nodestate.Timeline{Slowest: []nodestate.UnitTime{{Unit: "a b", Seconds: 1}}}},
+	}
+	for i, r := range bad {
+		if err := s.Report(ctx, "nid001", r); err == nil {
+			t.Errorf("bad timeline %d (%s) accepted", i, r.State)
+		}
+	}
+	if err := s.Report(ctx, "nid001", nodestate.Report{State: nodestate.DHCP}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ = s.State(ctx, "nid001"); n.Timeline != nil {
+		t.Errorf("a new boot kept the last boot's timeline %+v", n.Timeline)
 	}
 }
