@@ -78,11 +78,10 @@ func TestBenchBoot(t *testing.T) {
 			t.Fatalf("IMGCTL_BENCH_BOOT_IMAGES: unknown image %q", name)
 		}
 		sets := map[string]*images.Entry{}
-		t.Run("fixture-"+name, func(t *testing.T) {
-			sets["squashfs"] = bootArtifactsOf(t, recipes[0])
-			sets["erofs"] = bootArtifactsOf(t, recipes[1])
-		})
-		if sets["erofs"] == nil {
+		// One subtest per build: each holds the shared build lock until it ends.
+		t.Run("fixture-"+name, func(t *testing.T) { sets["squashfs"] = bootArtifactsOf(t, recipes[0]) })
+		t.Run("fixture-"+name+"-erofs", func(t *testing.T) { sets["erofs"] = bootArtifactsOf(t, recipes[1]) })
+		if sets["squashfs"] == nil || sets["erofs"] == nil {
 			t.Fatalf("%s: no artifact sets", name)
 		}
 		samples := benchBoots(t, bin, sets, i, runs, filepath.Join(keyDir, "id.pub"))
