@@ -184,6 +184,13 @@ func bootFigures(samples map[string][]bootSample) (map[string]any, []string) {
 			continue
 		}
 		booted := stats(pluck(list, func(s bootSample) float64 { return s.booted }))
+		// The node's own timeline figures come from the boots that sent one.
+		var timed []bootSample
+		for _, s := range list {
+			if s.timeline != nil {
+				timed = append(timed, s)
+			}
+		}
 		phases := map[string]map[string]float64{}
 		keys := map[string]bool{}
 		for _, s := range list {
@@ -207,9 +214,9 @@ func bootFigures(samples map[string][]bootSample) (map[string]any, []string) {
 			"root_mount":       list[0].root,
 			"vs_nfs_booted":    map[string]float64{"median": booted["median"] / nfs["median"], "max": booted["max"] / nfs["max"]},
 			"booted_all_s":     pluck(list, func(s bootSample) float64 { return s.booted }),
-			"userspace_s":      stats(pluck(list, func(s bootSample) float64 { return tl(s).UserspaceS })),
-			"initrd_s":         stats(pluck(list, func(s bootSample) float64 { return tl(s).InitrdS })),
-			"kernel_s":         stats(pluck(list, func(s bootSample) float64 { return tl(s).KernelS })),
+			"userspace_s":      stats(pluck(timed, func(s bootSample) float64 { return s.timeline.UserspaceS })),
+			"initrd_s":         stats(pluck(timed, func(s bootSample) float64 { return s.timeline.InitrdS })),
+			"kernel_s":         stats(pluck(timed, func(s bootSample) float64 { return s.timeline.KernelS })),
 			"slowest_units":    slowestUnits(list),
 			"timelines_missed": count(list, func(s bootSample) bool { return s.timeline == nil }),
 		}
