@@ -27,25 +27,26 @@ import (
 
 // bootResult is the part of `imgctl vm boot -o json` the tests read.
 type bootResult struct {
-	Node        string              `json:"node"`
-	Booted      bool                `json:"booted"`
-	Accel       string              `json:"accel"`
-	AccelReason string              `json:"accel_reason"`
-	Seconds     float64             `json:"seconds"`
-	Digest      string              `json:"image_digest"`
-	RootMount   string              `json:"root_mount"`
-	Hostname    string              `json:"hostname"`
-	Reason      string              `json:"reason"`
-	Error       string              `json:"error"`
-	Failures    []string            `json:"failures"`
-	Timeline    *nodestate.Timeline `json:"timeline"`
-	ConsoleLog  string              `json:"console_log"`
-	ServeLog    string              `json:"serve_log"`
+	Node        string   `json:"node"`
+	Booted      bool     `json:"booted"`
+	Accel       string   `json:"accel"`
+	AccelReason string   `json:"accel_reason"`
+	Seconds     float64  `json:"seconds"`
+	Digest      string   `json:"image_digest"`
+	RootMount   string   `json:"root_mount"`
+	Hostname    string   `json:"hostname"`
+	Reason      string   `json:"reason"`
+	Error       string   `json:"error"`
+	Failures    []string `json:"failures"`
+	ConsoleLog  string   `json:"console_log"`
+	ServeLog    string   `json:"serve_log"`
 	Phases      []struct {
 		Source string  `json:"source"`
 		Phase  string  `json:"phase"`
 		At     float64 `json:"at_s"`
 	} `json:"phases"`
+
+	Timeline *nodestate.Timeline `json:"timeline"`
 }
 
 // bootSlots bounds concurrent QEMU guests: each emulated CPU takes a core.

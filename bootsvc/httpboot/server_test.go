@@ -227,7 +227,8 @@ func TestPhoneHomeAndAdmin(t *testing.T) {
 	f := newFixture(t, Config{AdminToken: "admin-token-0123456789"})
 	tok1 := tokenRE.FindStringSubmatch(f.script(t, "52:54:00:00:00:01", "10.43.0.11"))[1]
 	target := "/api/v1/nodes/nid001/state?token=" + url.QueryEscape(tok1)
-	body := `{"state":"booted","detail":"up","image_digest":"` + testDigest + `","root_mount":"overlay / overlay rw","hostname":"nid001","reason":""}`
+	body := `{"state":"booted","detail":"up","image_digest":"` + testDigest + `","root_mount":"overlay / overlay rw","hostname":"nid001","reason":"",` +
+		`"timeline":{"kernel_s":4.2,"initrd_s":40.5,"userspace_s":21.3,"slowest":[{"unit":"rpcbind.service","s":1.5}]}}`
 	if w := f.do("POST", target, "10.43.0.11", strings.NewReader(body)); w.Code != 204 {
 		t.Fatalf("phone-home: %d %s", w.Code, w.Body)
 	}
@@ -237,6 +238,10 @@ func TestPhoneHomeAndAdmin(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("recorded (-want +got):\n%s", diff)
 	}
+	wantTL := &nodestate.Timeline{KernelS: 4.2, InitrdS: 40.5, UserspaceS: 21.3, Slowest: []nodestate.UnitTime{{Unit: "rpcbind.service", Seconds: 1.5}}}
+	if diff := cmp.Diff(wantTL, n.Timeline); diff != "" {
+		t.Errorf("recorded timeline (-want +got):\n%s", diff)
+	}
 	for _, tc := range []struct {
 		name, body, peer string
 		code             int
@@ -244,6 +249,8 @@ func TestPhoneHomeAndAdmin(t *testing.T) {
 		{"unknown state", `{"state":"flying"}`, "10.43.0.11", 400},
 		{"bad json", `{"state":`, "10.43.0.11", 400},
 		{"unknown field", `{"state":"booted","x":1}`, "10.43.0.11", 400},
+		{"timeline before booted", `{"state":"rootfs","timeline":{"userspace_s":1}}`, "10.43.0.11", 400},
+		{"negative timeline", `{"state":"booted","timeline":{"userspace_s":-1}}`, "10.43.0.11", 400},
 		{"wrong address", `{"state":"failed"}`, "10.43.0.12", 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -118,12 +118,13 @@ type Result struct {
 	Digest      string   `json:"image_digest,omitempty"`
 	RootMount   string   `json:"root_mount,omitempty"`
 	Hostname    string   `json:"hostname,omitempty"`
+	Reason      string   `json:"reason,omitempty"`   // the node's own failure report
+	Failures    []string `json:"failures,omitempty"` // console lines that mean trouble
+	Error       string   `json:"error,omitempty"`
+	ConsoleLog  string   `json:"console_log"`
+	ServeLog    string   `json:"serve_log"`
+	QEMULog     string   `json:"qemu_log,omitempty"`
+
 	// Timeline is the node's own systemd timeline from its booted report.
-	Timeline   *nodestate.Timeline `json:"timeline,omitempty"`
-	Reason     string              `json:"reason,omitempty"`   // the node's own failure report
-	Failures   []string            `json:"failures,omitempty"` // console lines that mean trouble
-	Error      string              `json:"error,omitempty"`
-	ConsoleLog string              `json:"console_log"`
-	ServeLog   string              `json:"serve_log"`
-	QEMULog    string              `json:"qemu_log,omitempty"`
+	Timeline *nodestate.Timeline `json:"timeline,omitempty"`
 }
