@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 
 	"golang.org/x/sync/errgroup"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/ra"
 	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/bootsvc/tftp"
+	"github.com/imgctl/imgctl/bootsvc/ui"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/internal/logging"
 )
@@ -73,8 +75,12 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		eg.Go(func() error { return nfsSrv.Run(ctx) })
 	}
 	if cfg.HTTP.Enabled {
+		dash, err := dashboard(cfg, deps.Store, artifacts, log)
+		if err != nil {
+			return err
+		}
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
-			Artifacts: artifacts, Reload: deps.Reload, Log: log})
+			Artifacts: artifacts, Reload: deps.Reload, Log: log, UI: dash})
 		if err != nil {
 			return err
 		}
@@ -109,4 +115,13 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		"http", cfg.HTTP.Enabled, "nfs", cfg.NFS.Enabled, "ra", cfg.RA.Enabled, "nodes", nodes)
 	// Servers return nil when ctx ends; the first error cancels ctx for all.
 	return eg.Wait()
+}
+
+// dashboard is the /ui handler, or nil when no token would let anyone in.
+func dashboard(cfg config.Config, st store.Store, artifacts *images.Store, log *slog.Logger) (http.Handler, error) {
+	if !cfg.UIEnabled() {
+		return nil, nil
+	}
+	return ui.New(ui.Config{AdminToken: cfg.HTTP.AdminToken, ViewerToken: cfg.HTTP.ViewerToken},
+		ui.Deps{Store: st, Artifacts: artifacts, Log: log})
 }

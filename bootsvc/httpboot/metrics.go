@@ -80,6 +80,8 @@ func endpoint(path string) string {
 		return "state"
 	case path == "/metrics":
 		return "metrics"
+	case path == "/ui" || strings.HasPrefix(path, "/ui/"):
+		return "ui"
 	}
 	return "other"
 }
@@ -105,6 +107,10 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	w.bytes += int64(n)
 	return n, err
 }
+
+// Unwrap lets http.ResponseController reach the connection (the dashboard's
+// event stream flushes through it).
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // ReadFrom keeps sendfile for artifact downloads while counting bytes.
 func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {

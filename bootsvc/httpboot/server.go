@@ -47,8 +47,8 @@ type Artifacts interface {
 	Get(name, digest string) (*images.Entry, error)
 }
 
-// Deps are the server's collaborators; all but Reload, Log and Registry are
-// required.
+// Deps are the server's collaborators; all but Reload, Log, Registry and UI
+// are required.
 type Deps struct {
 	StateDir  string
 	Store     Store
@@ -58,6 +58,7 @@ type Deps struct {
 	Reload    func(ctx context.Context) error // admin "reload"; nil: not offered
 	Log       *slog.Logger
 	Registry  prometheus.Registerer // nil: a private registry
+	UI        http.Handler          // served at /ui and under it (bootsvc/ui); nil: no dashboard
 }
 
 // Server is the HTTP boot service.
@@ -119,6 +120,10 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.HandleFunc("GET /api/v1/admin/nodes", s.admin(s.handleAdminNodes))
 	mux.HandleFunc("POST /api/v1/admin/reload", s.admin(s.handleAdminReload))
+	if s.deps.UI != nil {
+		mux.Handle("/ui", s.deps.UI)
+		mux.Handle("/ui/", s.deps.UI)
+	}
 	return s.metrics.wrap(mux)
 }
 

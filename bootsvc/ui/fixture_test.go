@@ -1,0 +1,115 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/bootsvc/store/filestore"
+	"github.com/imgctl/imgctl/images"
+)
+
+const (
+	adminTok  = "admin-token-0123456789"
+	viewerTok = "viewer-token-0123456789"
+)
+
+// fixture is a dashboard over a real file store with nodes node[001-N]
+// (group rack1 for the first half, rack2 for the rest) on image "img", whose
+// current set is digestB (digestA is an older set).
+type fixture struct {
+	state string
+	store *filestore.Store
+	arts  *images.Store
+	ui    *Server
+	http  *httptest.Server
+}
+
+var (
+	digestA = "sha256:" + fmt.Sprintf("%064x", 0xa)
+	digestB = "sha256:" + fmt.Sprintf("%064x", 0xb)
+)
+
+func newFixture(t testing.TB, nodes int) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &fixture{state: t.TempDir()}
+	f.arts = images.NewStore(f.state)
+	writeSet(t, f.arts, "img", digestA, time.Now().Add(-time.Hour))
+	writeSet(t, f.arts, "img", digestB, time.Now())
+	st, err := filestore.Open(ctx, filestore.Options{StateDir: f.state, Owner: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f.store = st
+	err = st.Update(ctx, func(inv *inventory.Inventory) error {
+		for _, g := range []string{"rack1", "rack2"} {
+			if err := inv.PutGroup(g, inventory.Group{Settings: inventory.Settings{Image: "img", Mode: inventory.ModeLive}}); err != nil {
+				return err
+			}
+		}
+		for i := 1; i <= nodes; i++ {
+			g := "rack1"
+			if i > nodes/2 {
+				g = "rack2"
+			}
+			n := inventory.Node{Name: fmt.Sprintf("node%03d", i), MACs: []string{fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff)},
+				Groups: []string{g}}
+			if err := inv.Put(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ui, err = New(Config{AdminToken: adminTok, ViewerToken: viewerTok}, Deps{Store: st, Artifacts: f.arts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.http = httptest.NewServer(f.ui)
+	t.Cleanup(f.http.Close)
+	return f
+}
+
+// writeSet installs a tiny but valid artifact set.
+func writeSet(t testing.TB, s *images.Store, name, digest string, created time.Time) {
+	t.Helper()
+	dir, err := s.Stage(name, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := images.Manifest{Version: images.ManifestVersion, Name: name, ImageDigest: digest, KernelVersion: "6.1.0-test",
+		Created: created.UTC().Truncate(time.Second), Artifacts: map[string]images.Artifact{},
+		Root: images.RootImage{Format: "squashfs", Compression: "zstd", PieceSize: 1 << 20}}
+	for kind, file := range map[string]string{images.Kernel: "vmlinuz", images.Initramfs: "initramfs.img", images.RootFS: "rootfs.squashfs"} {
+		b := bytes.Repeat([]byte(kind), 1000)
+		if err := os.WriteFile(filepath.Join(dir, file), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pieces, sum, err := images.HashPieces(context.Background(), bytes.NewReader(b), m.Root.PieceSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Artifacts[kind] = images.Artifact{File: file, Size: int64(len(b)), SHA256: sum}
+		if kind == images.RootFS {
+			m.Root.Pieces = pieces
+		}
+	}
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(filepath.Join(dir, images.ManifestFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Install(dir); err != nil {
+		t.Fatal(err)
+	}
+}
