@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -76,8 +77,13 @@ func newFixture(t testing.TB, nodes int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.http = httptest.NewServer(f.ui)
-	t.Cleanup(f.http.Close)
+	// Event streams end with the base context, as under imgctl serve;
+	// otherwise Close would wait for the browser to hang up.
+	base, cancel := context.WithCancel(context.Background())
+	f.http = httptest.NewUnstartedServer(f.ui)
+	f.http.Config.BaseContext = func(net.Listener) context.Context { return base }
+	f.http.Start()
+	t.Cleanup(func() { cancel(); f.http.Close() })
 	return f
 }
 
