@@ -85,8 +85,8 @@ func buildStorm(states []nodestate.Node, now time.Time, points int, slowest int)
 	if start.Before(now.Add(-stormWindow)) {
 		start = now.Add(-stormWindow)
 	}
-	if now.Sub(start) < time.Minute {
-		start = now.Add(-time.Minute)
+	if now.Sub(start) < 10*time.Second {
+		start = now.Add(-10 * time.Second)
 	}
 	s.Start = start
 	stepD := now.Sub(start) / time.Duration(max(points-1, 1))

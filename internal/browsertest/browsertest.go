@@ -85,7 +85,7 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // ArtifactDir()/<test name>-<name>.png and returns its path.
 func Screenshot(t testing.TB, ctx context.Context, name string) string {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG; less is JPEG
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
