@@ -16,7 +16,7 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
 	pctx, cancel := context.WithTimeout(ctx, 25*time.Second)
 	defer cancel()
-	if _, err := chromedp.Run(pctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+	if _, err := pollRetry[chromedp.Void](pctx, expr); err != nil {
 		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.__ui) + ' ' + (document.getElementById('count')||{}).textContent + ' ' + (document.getElementById('filter-error')||{}).textContent`))
 		t.Fatalf("%s: %v (page: %s)", what, err, state)
 	}

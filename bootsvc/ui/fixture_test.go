@@ -45,34 +45,32 @@ func newFixture(t testing.TB, nodes int) *fixture {
 	f.arts = images.NewStore(f.state)
 	writeSet(t, f.arts, "img", digestA, time.Now().Add(-time.Hour))
 	writeSet(t, f.arts, "img", digestB, time.Now())
+	// nodes.yaml written whole: validated once, not once per node.
+	file := inventory.File{Groups: map[string]*inventory.Group{}, Nodes: map[string]*inventory.Node{}}
+	for _, g := range []string{"rack1", "rack2"} {
+		file.Groups[g] = &inventory.Group{Settings: inventory.Settings{Image: "img", Mode: inventory.ModeLive}}
+	}
+	for i := 1; i <= nodes; i++ {
+		g := "rack1"
+		if i > nodes/2 {
+			g = "rack2"
+		}
+		file.Nodes[fmt.Sprintf("node%03d", i)] = &inventory.Node{MACs: []string{fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16, (i>>8)&0xff, i&0xff)},
+			Groups: []string{g}}
+	}
+	inv, err := inventory.FromFile(file)
+	if err == nil {
+		err = inv.Save(filepath.Join(f.state, "nodes.yaml"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	st, err := filestore.Open(ctx, filestore.Options{StateDir: f.state, Owner: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	f.store = st
-	err = st.Update(ctx, func(inv *inventory.Inventory) error {
-		for _, g := range []string{"rack1", "rack2"} {
-			if err := inv.PutGroup(g, inventory.Group{Settings: inventory.Settings{Image: "img", Mode: inventory.ModeLive}}); err != nil {
-				return err
-			}
-		}
-		for i := 1; i <= nodes; i++ {
-			g := "rack1"
-			if i > nodes/2 {
-				g = "rack2"
-			}
-			n := inventory.Node{Name: fmt.Sprintf("node%03d", i), MACs: []string{fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff)},
-				Groups: []string{g}}
-			if err := inv.Put(n); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.ui, err = New(Config{AdminToken: adminTok, ViewerToken: viewerTok}, Deps{Store: st, Artifacts: f.arts})
 	if err != nil {
 		t.Fatal(err)

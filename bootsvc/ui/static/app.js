@@ -7,6 +7,7 @@
   const ROW_H = 24, OVERSCAN = 8;
   // Figures for tests and benchmarks (read with Runtime.evaluate).
   const ui = window.__ui = { loads: 0, renders: 0, applied: 0, events: 0, hellos: 0, resyncs: 0, firstRender: 0 };
+  ui.stateOf = (name) => rows.get(name)?._state;
   const $ = (id) => document.getElementById(id);
   const collator = new Intl.Collator(undefined, { numeric: true });
 
