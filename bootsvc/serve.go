@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/imgctl/imgctl/bootsvc/bootmetrics"
 	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/config"
 	"github.com/imgctl/imgctl/bootsvc/dhcp"
@@ -50,6 +52,8 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		artifacts = images.NewStore(deps.StateDir)
 	}
 	eg, ctx := errgroup.WithContext(ctx)
+	// One registry for every server's figures; the HTTP server serves it at /metrics.
+	reg := prometheus.NewRegistry()
 
 	httpCfg := cfg.HTTP.Config.WithDefaults(deps.StateDir)
 	var tokens *nodetoken.Tokens
@@ -80,21 +84,26 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 			return err
 		}
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
-			Artifacts: artifacts, Reload: deps.Reload, Log: log, UI: dash})
+			Artifacts: artifacts, Reload: deps.Reload, Log: log, UI: dash, Registry: reg})
 		if err != nil {
 			return err
 		}
 		eg.Go(func() error { return h.Run(ctx) })
+		bm, err := bootmetrics.New(reg, deps.Store, artifacts)
+		if err != nil {
+			return err
+		}
+		eg.Go(func() error { return bm.Run(ctx) })
 	}
 	if cfg.DHCP.Enabled {
-		d, err := dhcp.New(cfg.DHCP, dhcp.Deps{Nodes: deps.Store, Boot: boot, States: deps.Store, Log: log})
+		d, err := dhcp.New(cfg.DHCP, dhcp.Deps{Nodes: deps.Store, Boot: boot, States: deps.Store, Log: log, Registry: reg})
 		if err != nil {
 			return err
 		}
 		eg.Go(func() error { return d.Run(ctx) })
 	}
 	if cfg.TFTP.Enabled {
-		t, err := tftp.New(cfg.TFTP, tftp.Deps{Log: log})
+		t, err := tftp.New(cfg.TFTP, tftp.Deps{Log: log, Registry: reg})
 		if err != nil {
 			return err
 		}

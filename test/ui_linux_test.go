@@ -213,6 +213,38 @@ func TestUIBootStormInBrowser(t *testing.T) {
 		rowIs(st)
 	}
 	page.wait("every node booted", `document.getElementById('summary').textContent === 'booted 200'`)
+
+	t.Run("metrics tell the storm's story", func(t *testing.T) {
+		// One refused request: load005's resource with load006's token.
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://10.47.0.1:8080/nodes/load005/overlay.cpio.zst?token="+url.QueryEscape(tokens[5]), nil)
+		if resp, err := clients[4].Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("foreign token: %v %v, want 403", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		m := scrape(t, base+"/metrics")
+		for _, c := range []struct {
+			series string
+			min    float64
+			max    float64
+		}{
+			{`imgctl_dhcp_replies_total{type="offer"}`, nodes, 2 * nodes},
+			{`imgctl_dhcp_replies_total{type="ack"}`, nodes, 2 * nodes},
+			{`imgctl_dhcp_drops_total{reason="unknown_mac"}`, 0, 0},
+			{`imgctl_http_artifact_bytes_total{kind="kernel"}`, nodes * 256 << 10, nodes * 256 << 10},
+			{`imgctl_boot_duration_seconds_count`, nodes, nodes},
+			{`imgctl_boot_phase_duration_seconds_count{phase="rootfs"}`, nodes, nodes},
+			{`imgctl_boot_phase_duration_seconds_count{phase="dhcp"}`, nodes, nodes},
+			{`imgctl_node_state_count{state="booted"}`, nodes, nodes},
+			{`imgctl_nodes_stale`, 0, 0},
+			{`imgctl_http_token_refusals_total{node="load005"}`, 1, 1},
+		} {
+			v, ok := m[c.series]
+			if !ok || v < c.min || v > c.max {
+				t.Errorf("%s = %v (present %v), want %v..%v", c.series, v, ok, c.min, c.max)
+			}
+		}
+	})
 	page.wait("the storm view", `(() => { document.querySelector('[data-tab=storm]').click();
 		const s = document.getElementById('storm-stats').textContent; return s.includes('booted 200') && s.includes('p95'); })()`)
 	browsertest.Screenshot(t, bctx, "storm")
@@ -364,4 +396,27 @@ func addLeases(t *testing.T, ctx context.Context, ns *netns.NS, dev string, leas
 	if out, err := add.CombinedOutput(); err != nil {
 		t.Fatalf("ip -batch: %v: %s", err, out)
 	}
+}
+
+// scrape reads a Prometheus text page into series → value.
+func scrape(t *testing.T, u string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := map[string]float64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		var v float64
+		if _, err := fmt.Sscan(l[i+1:], &v); err == nil {
+			m[l[:i]] = v
+		}
+	}
+	return m
 }

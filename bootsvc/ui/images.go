@@ -17,8 +17,8 @@ type Set struct {
 	Current  bool             `json:"current"`
 	Created  time.Time        `json:"created,omitzero"`
 	Kernel   string           `json:"kernel_version,omitempty"`
-	Size     int64            `json:"size"` // all files of the set
-	Files    map[string]int64 `json:"files"` // kind → bytes
+	Size     int64            `json:"size"`               // all files of the set
+	Files    map[string]int64 `json:"files"`              // kind → bytes
 	Assigned string           `json:"assigned,omitempty"` // nodes whose image it is (current sets only), as a hostlist
 	NAssign  int              `json:"assigned_count"`
 	Booted   string           `json:"booted,omitempty"` // nodes whose last boot used this digest, as a hostlist

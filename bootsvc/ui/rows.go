@@ -22,11 +22,11 @@ type Row struct {
 	Groups  []string                      `json:"groups,omitempty"`
 	Image   string                        `json:"image,omitempty"`
 	Mode    string                        `json:"mode,omitempty"`
-	State   string                        `json:"state"`           // "" when the node never reported
-	Since   time.Time                     `json:"since,omitzero"`  // when it entered State
-	Seen    time.Time                     `json:"seen,omitzero"`   // its last report
-	Phases  map[nodestate.State]time.Time `json:"phases,omitempty"` // the boot under way
-	Digest  string                        `json:"digest,omitempty"` // the image digest it booted
+	State   string                        `json:"state"`             // "" when the node never reported
+	Since   time.Time                     `json:"since,omitzero"`    // when it entered State
+	Seen    time.Time                     `json:"seen,omitzero"`     // its last report
+	Phases  map[nodestate.State]time.Time `json:"phases,omitempty"`  // the boot under way
+	Digest  string                        `json:"digest,omitempty"`  // the image digest it booted
 	Current string                        `json:"current,omitempty"` // its image's current digest
 	Stale   bool                          `json:"stale,omitempty"`
 	Detail  string                        `json:"detail,omitempty"`

@@ -13,15 +13,15 @@ import (
 // survives a restart of the service), time-to-booted percentiles and the
 // slowest nodes.
 type Storm struct {
-	Start  time.Time                   `json:"start"`
-	Step   float64                     `json:"step_s"`
-	Points int                         `json:"points"`
-	Series map[nodestate.State][]int   `json:"series"` // per state, one count per point
-	Booted int                         `json:"booted"` // nodes whose boot under way reached booted
-	P50    float64                     `json:"p50_s"`  // time from the first phase to booted
-	P95    float64                     `json:"p95_s"`
-	Slow   []Slow                      `json:"slowest"`
-	Counts map[nodestate.State]int     `json:"counts"` // nodes per state now
+	Start  time.Time                 `json:"start"`
+	Step   float64                   `json:"step_s"`
+	Points int                       `json:"points"`
+	Series map[nodestate.State][]int `json:"series"` // per state, one count per point
+	Booted int                       `json:"booted"` // nodes whose boot under way reached booted
+	P50    float64                   `json:"p50_s"`  // time from the first phase to booted
+	P95    float64                   `json:"p95_s"`
+	Slow   []Slow                    `json:"slowest"`
+	Counts map[nodestate.State]int   `json:"counts"` // nodes per state now
 }
 
 // Slow is one of the slowest nodes: booted ones by their time to booted,
