@@ -61,7 +61,7 @@ func TestUIBootStormInBrowser(t *testing.T) {
 	var serve *exec.Cmd
 	start := func() {
 		serve = srv.Command(context.Background(), bin, "--state", state, "serve", "--interface", sIf, "--address", "10.47.0.1",
-			"--tftp=false", "--set", "http.admin_token="+admin)
+			"--set", "http.admin_token="+admin)
 		serve.Stdout, serve.Stderr = logf, logf
 		if err := serve.Start(); err != nil {
 			t.Fatal(err)
@@ -223,6 +223,21 @@ func TestUIBootStormInBrowser(t *testing.T) {
 			resp.Body.Close()
 		}
 		m := scrape(t, base+"/metrics")
+		// Every figure the Grafana dashboard charts is exported.
+		dash, err := os.ReadFile(filepath.Join(repoRoot(), "contrib", "grafana", "imgctl-boot.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range regexp.MustCompile(`imgctl_[a-z_]+`).FindAllString(string(dash), -1) {
+			_, ok := m["# HELP "+name]
+			for _, suffix := range []string{"_bucket", "_count", "_sum"} { // a histogram's series
+				_, h := m["# HELP "+strings.TrimSuffix(name, suffix)]
+				ok = ok || (strings.HasSuffix(name, suffix) && h)
+			}
+			if !ok {
+				t.Errorf("the dashboard charts %s; /metrics has no such figure", name)
+			}
+		}
 		for _, c := range []struct {
 			series string
 			min    float64
@@ -398,7 +413,8 @@ func addLeases(t *testing.T, ctx context.Context, ns *netns.NS, dev string, leas
 	}
 }
 
-// scrape reads a Prometheus text page into series → value.
+// scrape reads a Prometheus text page into series → value; "# HELP NAME"
+// keys say which figures are there.
 func scrape(t *testing.T, u string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(u)
@@ -409,6 +425,9 @@ func scrape(t *testing.T, u string) map[string]float64 {
 	b, _ := io.ReadAll(resp.Body)
 	m := map[string]float64{}
 	for _, l := range strings.Split(string(b), "\n") {
+		if name, ok := strings.CutPrefix(l, "# HELP "); ok {
+			m["# HELP "+strings.Fields(name)[0]] = 1
+		}
 		if l == "" || l[0] == '#' {
 			continue
 		}
