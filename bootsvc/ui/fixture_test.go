@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
+	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/bootsvc/store/filestore"
+	"github.com/imgctl/imgctl/bootsvc/store/pgstore"
+	"github.com/imgctl/imgctl/bootsvc/store/pgstore/pgtest"
 	"github.com/imgctl/imgctl/images"
 )
 
@@ -27,7 +30,7 @@ const (
 // current set is digestB (digestA is an older set).
 type fixture struct {
 	state string
-	store *filestore.Store
+	store store.Store // where the test reports (for PostgreSQL: another server's connection)
 	arts  *images.Store
 	ui    *Server
 	http  *httptest.Server
@@ -40,7 +43,64 @@ var (
 
 func newFixture(t testing.TB, nodes int) *fixture {
 	t.Helper()
+	f, file := baseFixture(t, nodes)
+	inv, err := inventory.FromFile(file)
+	if err == nil {
+		err = inv.Save(filepath.Join(f.state, "nodes.yaml"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := filestore.Open(context.Background(), filestore.Options{StateDir: f.state, Owner: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f.store = st
+	f.serve(t, st)
+	return f
+}
+
+// newPGFixture is the fixture on PostgreSQL as two boot servers share it:
+// the dashboard reads through one connection, the test reports through
+// another, so every change reaches the page by LISTEN/NOTIFY.
+func newPGFixture(t testing.TB, nodes int) *fixture {
+	t.Helper()
 	ctx := context.Background()
+	url := pgtest.Start(t).NewDatabase(t)
+	f, file := baseFixture(t, nodes)
+	open := func() *pgstore.Store {
+		st, err := pgstore.Open(ctx, pgstore.Options{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	dash, reporter := open(), open()
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	changes := dash.Watch(wctx)
+	if err := reporter.Import(ctx, &store.Dump{Version: store.DumpVersion, Inventory: file}); err != nil {
+		t.Fatal(err)
+	}
+	// The dashboard's server learns of the inventory by NOTIFY; start once it has.
+	for c := range changes {
+		if inv, err := dash.Snapshot(ctx); c.Kind != store.StateChanged && err == nil && inv.Len() == nodes {
+			break
+		}
+	}
+	if wctx.Err() != nil {
+		t.Fatal("the inventory never reached the dashboard's connection")
+	}
+	f.store = reporter
+	f.serve(t, dash)
+	return f
+}
+
+// baseFixture makes the artifact sets and the inventory's content.
+func baseFixture(t testing.TB, nodes int) (*fixture, inventory.File) {
+	t.Helper()
 	f := &fixture{state: t.TempDir()}
 	f.arts = images.NewStore(f.state)
 	writeSet(t, f.arts, "img", digestA, time.Now().Add(-time.Hour))
@@ -58,23 +118,18 @@ func newFixture(t testing.TB, nodes int) *fixture {
 		file.Nodes[fmt.Sprintf("node%03d", i)] = &inventory.Node{MACs: []string{fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16, (i>>8)&0xff, i&0xff)},
 			Groups: []string{g}}
 	}
-	inv, err := inventory.FromFile(file)
-	if err == nil {
-		err = inv.Save(filepath.Join(f.state, "nodes.yaml"))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := filestore.Open(ctx, filestore.Options{StateDir: f.state, Owner: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	f.store = st
+	return f, file
+}
+
+// serve starts the dashboard over st.
+func (f *fixture) serve(t testing.TB, st Store) {
+	t.Helper()
+	var err error
 	f.ui, err = New(Config{AdminToken: adminTok, ViewerToken: viewerTok}, Deps{Store: st, Artifacts: f.arts})
 	if err != nil {
 		t.Fatal(err)
 	}
+
 	// Event streams end with the base context, as under imgctl serve;
 	// otherwise Close would wait for the browser to hang up.
 	base, cancel := context.WithCancel(context.Background())
@@ -82,7 +137,6 @@ func newFixture(t testing.TB, nodes int) *fixture {
 	f.http.Config.BaseContext = func(net.Listener) context.Context { return base }
 	f.http.Start()
 	t.Cleanup(func() { cancel(); f.http.Close() })
-	return f
 }
 
 // writeSet installs a tiny but valid artifact set.
