@@ -50,6 +50,15 @@ func TestPageInBrowser(t *testing.T) {
 		waitJS(t, ctx, "node003 "+string(st), `document.querySelector('[data-node="node003"] .c-state')?.textContent === '`+string(st)+`'`)
 	}
 	waitJS(t, ctx, "stale flag", `document.querySelector('[data-node="node003"] .c-digest')?.textContent.endsWith('stale')`)
+	step("sort by state, descending", chromedp.Click(chromedp.CSS(`#thead [data-sort="state"]`)), chromedp.Click(chromedp.CSS(`#thead [data-sort="state"]`)))
+	waitJS(t, ctx, "booted node first", `document.querySelector('#rows .row')?.dataset.node === 'node003'`)
+	setSelect := func(id, v string) string {
+		return `(() => { const s = document.getElementById('` + id + `'); s.value = '` + v + `'; s.dispatchEvent(new Event('change')); return true; })()`
+	}
+	waitJS(t, ctx, "group filter", setSelect("f-group", "rack2")+` && document.getElementById('count').textContent === '100 of 200 nodes'`)
+	waitJS(t, ctx, "group and state filter", setSelect("f-state", "booted")+` && document.getElementById('count').textContent === '0 of 200 nodes'`)
+	waitJS(t, ctx, "state filter", setSelect("f-group", "")+` && document.getElementById('count').textContent === '1 of 200 nodes'`)
+	waitJS(t, ctx, "filters off", setSelect("f-state", "")+` && document.getElementById('count').textContent === '200 of 200 nodes'`)
 	step("filter", chromedp.SendKeys(chromedp.CSS("#f-hostlist"), "node[001-010,150]"))
 	waitJS(t, ctx, "hostlist filter", `document.getElementById('count').textContent === '11 of 11 nodes' && document.querySelectorAll('#rows .row').length === 11`)
 	waitJS(t, ctx, "no reload", `window.__marker === 1`)
