@@ -9,9 +9,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/imgctl/imgctl/bootsvc/bootmetrics"
 	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/config"
 	"github.com/imgctl/imgctl/bootsvc/dhcp"
@@ -21,6 +24,7 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/ra"
 	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/bootsvc/tftp"
+	"github.com/imgctl/imgctl/bootsvc/ui"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/internal/logging"
 )
@@ -48,6 +52,8 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		artifacts = images.NewStore(deps.StateDir)
 	}
 	eg, ctx := errgroup.WithContext(ctx)
+	// One registry for every server's figures; the HTTP server serves it at /metrics.
+	reg := prometheus.NewRegistry()
 
 	httpCfg := cfg.HTTP.Config.WithDefaults(deps.StateDir)
 	var tokens *nodetoken.Tokens
@@ -73,22 +79,31 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		eg.Go(func() error { return nfsSrv.Run(ctx) })
 	}
 	if cfg.HTTP.Enabled {
+		dash, err := dashboard(cfg, deps.Store, artifacts, log)
+		if err != nil {
+			return err
+		}
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
-			Artifacts: artifacts, Reload: deps.Reload, Log: log, CloudInit: deps.Store})
+			Artifacts: artifacts, Reload: deps.Reload, Log: log, CloudInit: deps.Store, UI: dash, Registry: reg})
 		if err != nil {
 			return err
 		}
 		eg.Go(func() error { return h.Run(ctx) })
+		bm, err := bootmetrics.New(reg, deps.Store, artifacts)
+		if err != nil {
+			return err
+		}
+		eg.Go(func() error { return bm.Run(ctx) })
 	}
 	if cfg.DHCP.Enabled {
-		d, err := dhcp.New(cfg.DHCP, dhcp.Deps{Nodes: deps.Store, Boot: boot, States: deps.Store, Log: log})
+		d, err := dhcp.New(cfg.DHCP, dhcp.Deps{Nodes: deps.Store, Boot: boot, States: deps.Store, Log: log, Registry: reg})
 		if err != nil {
 			return err
 		}
 		eg.Go(func() error { return d.Run(ctx) })
 	}
 	if cfg.TFTP.Enabled {
-		t, err := tftp.New(cfg.TFTP, tftp.Deps{Log: log})
+		t, err := tftp.New(cfg.TFTP, tftp.Deps{Log: log, Registry: reg})
 		if err != nil {
 			return err
 		}
@@ -109,4 +124,13 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		"http", cfg.HTTP.Enabled, "nfs", cfg.NFS.Enabled, "ra", cfg.RA.Enabled, "nodes", nodes)
 	// Servers return nil when ctx ends; the first error cancels ctx for all.
 	return eg.Wait()
+}
+
+// dashboard is the /ui handler, or nil when no token would let anyone in.
+func dashboard(cfg config.Config, st store.Store, artifacts *images.Store, log *slog.Logger) (http.Handler, error) {
+	if !cfg.UIEnabled() {
+		return nil, nil
+	}
+	return ui.New(ui.Config{AdminToken: cfg.HTTP.AdminToken, ViewerToken: cfg.HTTP.ViewerToken},
+		ui.Deps{Store: st, Artifacts: artifacts, Log: log})
 }

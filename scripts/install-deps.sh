@@ -19,6 +19,7 @@ packages=(
   wrk hyperfine
   postgresql
   kea-dhcp4-server nginx-light
+  chromium
 )
 
 missing=()

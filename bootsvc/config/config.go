@@ -51,7 +51,10 @@ type Store struct {
 // HTTP is the "http" section: the HTTP boot server's own settings plus the
 // switch every section has.
 type HTTP struct {
-	Enabled         bool `yaml:"enabled" json:"enabled"`
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// ViewerToken lets its holder see the dashboard (/ui) and nothing else;
+	// the admin token sees it too. See ui.go.
+	ViewerToken     string `yaml:"viewer_token,omitempty" json:"-"`
 	httpboot.Config `yaml:",inline"`
 }
 
@@ -146,7 +149,7 @@ func (c Config) Validate() error {
 		errs = append(errs, c.TFTP.Validate())
 	}
 	if c.HTTP.Enabled {
-		errs = append(errs, c.HTTP.Config.Validate())
+		errs = append(errs, c.HTTP.Config.Validate(), c.HTTP.validateViewer())
 	}
 	if c.NFS.Enabled {
 		errs = append(errs, c.NFS.Validate())
@@ -161,6 +164,9 @@ func (c Config) Validate() error {
 func (c Config) Redacted() Config {
 	if c.HTTP.AdminToken != "" {
 		c.HTTP.AdminToken = "<redacted>"
+	}
+	if c.HTTP.ViewerToken != "" {
+		c.HTTP.ViewerToken = "<redacted>"
 	}
 	c.Store.URL = pgstore.MaskURL(c.Store.URL)
 	return c

@@ -107,3 +107,39 @@ func TestResolveInNamespace(t *testing.T) {
 		t.Fatal("address not on this host accepted")
 	}
 }
+
+func TestViewerToken(t *testing.T) {
+	for _, tc := range []struct {
+		name, admin, viewer string
+		want                []string // substrings of the error; nil: valid
+		ui                  bool
+	}{
+		{"none", "", "", nil, false},
+		{"admin only", "0123456789abcdef", "", nil, true},
+		{"viewer only", "", "viewer-0123456789", nil, true},
+		{"short", "", "short", []string{"http.viewer_token: shorter than 16"}, true},
+		{"same as admin", "0123456789abcdef", "0123456789abcdef", []string{"http.viewer_token: the same as http.admin_token"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load("", nil, []string{"http.admin_token=" + tc.admin, "http.viewer_token=" + tc.viewer, "http.public_url=http://10.0.0.1:8080"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.HTTP.validateViewer()
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %v, want it to contain %q", err, w)
+				}
+			}
+			if tc.want == nil && err != nil {
+				t.Fatalf("unexpected error %v", err)
+			}
+			if got := c.UIEnabled(); got != tc.ui {
+				t.Fatalf("UIEnabled = %v, want %v", got, tc.ui)
+			}
+			if tc.viewer != "" && c.Redacted().HTTP.ViewerToken != "<redacted>" {
+				t.Fatal("viewer token not redacted")
+			}
+		})
+	}
+}

@@ -29,11 +29,13 @@ type exchange struct {
 	known  bool // node is in the inventory with an address
 	pooled bool // lease came from the discovery pool
 	ip     netip.Addr
+	drop   string // why no reply is sent (a metrics label), when none is
 }
 
 // reply runs the handler chain for req and returns the response, or nil.
 func (s *Server) reply(ctx context.Context, req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	if req.OpCode != dhcpv4.OpcodeBootRequest || req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
+		s.metrics.dropped(dropNotBootRequest)
 		return nil
 	}
 	switch req.MessageType() {
@@ -44,6 +46,7 @@ func (s *Server) reply(ctx context.Context, req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 		}
 		return nil
 	default:
+		s.metrics.dropped(dropMessageType)
 		return nil
 	}
 	resp, err := dhcpv4.NewReplyFromRequest(req)
@@ -51,27 +54,33 @@ func (s *Server) reply(ctx context.Context, req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 		return nil
 	}
 	x := &exchange{ctx: ctx, mac: req.ClientHWAddr}
-	chain := []handler.Handler4{s.serverID, x.route(s), x.lease(s), x.pxe(s), x.finish(s)}
+	chain := []handler.Handler4{x.serverID(s), x.route(s), x.lease(s), x.pxe(s), x.finish(s)}
 	for _, h := range chain {
 		var stop bool
 		if resp, stop = h(req, resp); stop {
-			return resp
+			break
 		}
+	}
+	if resp == nil {
+		s.metrics.dropped(x.drop)
 	}
 	return resp
 }
 
 // serverID sets option 54 and drops REQUESTs meant for another server.
-func (s *Server) serverID(req, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, bool) {
-	me := net.IP(s.serverIP.AsSlice())
-	if req.MessageType() == dhcpv4.MessageTypeRequest {
-		if id := req.ServerIdentifier(); id != nil && !id.Equal(me) {
-			return nil, true
+func (x *exchange) serverID(s *Server) handler.Handler4 {
+	return func(req, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, bool) {
+		me := net.IP(s.serverIP.AsSlice())
+		if req.MessageType() == dhcpv4.MessageTypeRequest {
+			if id := req.ServerIdentifier(); id != nil && !id.Equal(me) {
+				x.drop = dropOtherServer
+				return nil, true
+			}
 		}
+		resp.UpdateOption(dhcpv4.OptServerIdentifier(me))
+		resp.ServerIPAddr = me
+		return resp, false
 	}
-	resp.UpdateOption(dhcpv4.OptServerIdentifier(me))
-	resp.ServerIPAddr = me
-	return resp, false
 }
 
 // route picks the client's subnet: the relay's (giaddr) or the server's own.
@@ -82,6 +91,7 @@ func (x *exchange) route(s *Server) handler.Handler4 {
 		if gi, ok := netip.AddrFromSlice(req.GatewayIPAddr.To4()); ok && !gi.IsUnspecified() {
 			if x.subnet = s.subnetFor(gi); x.subnet == nil {
 				s.log.Warn("relayed request from an unconfigured subnet dropped", "mac", x.mac.String(), "giaddr", gi, "xid", req.TransactionID.String())
+				x.drop = dropUnknownRelay
 				return nil, true
 			}
 		}
@@ -96,6 +106,7 @@ func (x *exchange) lease(s *Server) handler.Handler4 {
 		n, err := s.deps.Nodes.NodeByMAC(x.ctx, x.mac)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("look up node", "mac", x.mac.String(), "err", err)
+			x.drop = dropStore
 			return nil, true
 		}
 		found := err == nil
@@ -106,6 +117,7 @@ func (x *exchange) lease(s *Server) handler.Handler4 {
 					x.subnet = sn // a directly attached second segment
 				} else {
 					s.log.Warn("node's address is not on the segment it asked from", "node", n.Name, "mac", x.mac.String(), "ip", x.ip, "subnet", x.subnet.prefix)
+					x.drop = dropWrongSegment
 					return nil, true
 				}
 			}
@@ -113,6 +125,7 @@ func (x *exchange) lease(s *Server) handler.Handler4 {
 			ip, err := s.deps.Nodes.Lease(x.ctx, store.LeaseRequest{MAC: x.mac, First: x.subnet.first, Last: x.subnet.last, TTL: s.cfg.DiscoveryLease})
 			if err != nil {
 				s.log.Warn("no discovery lease", "mac", x.mac.String(), "subnet", x.subnet.prefix, "err", err)
+				x.drop = dropNoLease
 				return nil, true
 			}
 			x.ip, x.pooled = ip, true
@@ -124,6 +137,7 @@ func (x *exchange) lease(s *Server) handler.Handler4 {
 			}
 		} else {
 			s.log.Debug("unknown MAC ignored", "mac", x.mac.String(), "xid", req.TransactionID.String())
+			x.drop = dropUnknownMAC
 			return nil, true
 		}
 		if req.MessageType() == dhcpv4.MessageTypeRequest {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
@@ -64,6 +65,8 @@ type Deps struct {
 	// Conn, when set, is used instead of opening the configured port (tests).
 	// The server closes it when Run returns.
 	Conn net.PacketConn
+	// Registry, when set, gets the server's Prometheus figures (metrics.go).
+	Registry prometheus.Registerer
 }
 
 // Server answers DHCPv4 requests. Run it once.
@@ -75,6 +78,7 @@ type Server struct {
 	subnets  []*subnet
 	local    *subnet // the subnet the server's own address is in (nil if none)
 	bad      limiter // rate-limits malformed-packet log lines
+	metrics  *metrics
 
 	recMu    sync.Mutex
 	recorded map[string]bool    // MACs written (or queued) to the inventory as discovered
@@ -107,6 +111,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.subnets = append(s.subnets, sn)
 	}
 	s.local = s.subnetFor(s.serverIP)
+	if s.metrics, err = newMetrics(deps.Registry); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -162,12 +169,14 @@ func (s *Server) Handle(ctx context.Context, pkt []byte, peer net.Addr) (out []b
 		if s.bad.allow() {
 			s.log.Warn("malformed DHCP packet dropped", "peer", addrString(peer), "len", len(pkt), "err", err)
 		}
+		s.metrics.dropped(dropMalformed)
 		return nil, nil
 	}
 	resp := s.reply(ctx, req)
 	if resp == nil {
 		return nil, nil
 	}
+	s.metrics.replied(resp.MessageType())
 	return resp.ToBytes(), replyAddr(req, resp)
 }
 

@@ -54,7 +54,9 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	}
 	if file == images.ManifestFile {
 		w.Header().Set("Cache-Control", "no-cache")
-		http.ServeFile(w, r, filepath.Join(e.Dir, images.ManifestFile))
+		cw, done := s.metrics.countKind(w, "manifest")
+		http.ServeFile(cw, r, filepath.Join(e.Dir, images.ManifestFile))
+		done()
 		return
 	}
 	kind := ""
@@ -83,7 +85,9 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 			s.record(r, n.Name, nodestate.Report{State: nodestate.Kernel, Detail: "kernel fetched by " + peer, ImageDigest: e.Manifest.ImageDigest})
 		}
 	}
-	http.ServeContent(w, r, "", e.Manifest.Created, f)
+	cw, done := s.metrics.countKind(w, kind)
+	http.ServeContent(cw, r, "", e.Manifest.Created, f)
+	done()
 }
 
 // verifier remembers which artifact sets passed Entry.Verify, keyed by the

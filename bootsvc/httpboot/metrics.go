@@ -15,6 +15,8 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	bytes    *prometheus.CounterVec
+	kinds    *prometheus.CounterVec // artifact bytes by kind (kernel, initramfs, rootfs, overlay, manifest)
+	refused  *prometheus.CounterVec // node-token refusals by node (names come from the inventory: bounded)
 }
 
 // stateLister lists node states (the server's Store).
@@ -31,10 +33,16 @@ func newMetrics(reg prometheus.Registerer, states stateLister) (*metrics, error)
 			Name: "imgctl_http_response_bytes_total", Help: "Response body bytes sent, by endpoint.",
 		}, []string{"endpoint"}),
 	}
+	m.kinds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "imgctl_http_artifact_bytes_total", Help: "Artifact bytes sent, by kind (kernel, initramfs, rootfs, overlay, manifest).",
+	}, []string{"kind"})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "imgctl_http_token_refusals_total", Help: "Requests for a node's own resources refused for a bad token or a foreign address, by node.",
+	}, []string{"node"})
 	nodes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imgctl_nodes_total", Help: "Nodes with a recorded boot state."},
 		func() float64 { l, _ := states.States(context.Background()); return float64(len(l)) })
 	byState := &stateCollector{states: states, desc: prometheus.NewDesc("imgctl_node_state_count", "Nodes whose last boot state is the label.", []string{"state"}, nil)}
-	for _, c := range []prometheus.Collector{m.requests, m.bytes, nodes, byState} {
+	for _, c := range []prometheus.Collector{m.requests, m.bytes, m.kinds, m.refused, nodes, byState} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -80,6 +88,8 @@ func endpoint(path string) string {
 		return "state"
 	case path == "/metrics":
 		return "metrics"
+	case path == "/ui" || strings.HasPrefix(path, "/ui/"):
+		return "ui"
 	}
 	return "other"
 }
@@ -105,6 +115,10 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	w.bytes += int64(n)
 	return n, err
 }
+
+// Unwrap lets http.ResponseController reach the connection (the dashboard's
+// event stream flushes through it).
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // ReadFrom keeps sendfile for artifact downloads while counting bytes.
 func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
@@ -134,4 +148,11 @@ func (m *metrics) wrap(h http.Handler) http.Handler {
 		m.requests.WithLabelValues(ep, strconv.Itoa(code)).Inc()
 		m.bytes.WithLabelValues(ep).Add(float64(cw.bytes))
 	})
+}
+
+// countKind wraps w so that what is written is counted as kind's bytes;
+// call the returned func when the response is done.
+func (m *metrics) countKind(w http.ResponseWriter, kind string) (http.ResponseWriter, func()) {
+	cw := &countingWriter{ResponseWriter: w}
+	return cw, func() { m.kinds.WithLabelValues(kind).Add(float64(cw.bytes)) }
 }

@@ -63,7 +63,9 @@ func (s *Server) handleOverlay(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Cache-Control", "no-store") // secrets: no shared caches
 	w.Header().Set("ETag", `"`+filepath.Base(path)+`"`)
-	http.ServeContent(w, r, "", st.ModTime(), f)
+	cw, done := s.metrics.countKind(w, "overlay")
+	http.ServeContent(cw, r, "", st.ModTime(), f)
+	done()
 }
 
 // overlayCache keeps rendered archives on disk, one per (node, image digest,
@@ -149,10 +151,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, what string) 
 		return refuse(http.StatusServiceUnavailable, "store unavailable", "err", err)
 	}
 	if n.IP != "" && n.IP != peer {
+		s.metrics.refused.WithLabelValues(n.Name).Inc()
 		return refuse(http.StatusForbidden, "request not from the node's address", "want", n.IP)
 	}
 	mac, err := s.tokens.Check(r.URL.Query().Get("token"), n.Name, n.MACs, peer)
 	if err != nil {
+		s.metrics.refused.WithLabelValues(n.Name).Inc()
 		return refuse(http.StatusForbidden, "bad token", "err", err)
 	}
 	return n, mac, true

@@ -47,8 +47,8 @@ type Artifacts interface {
 	Get(name, digest string) (*images.Entry, error)
 }
 
-// Deps are the server's collaborators; all but Reload, Log and Registry are
-// required.
+// Deps are the server's collaborators; all but Reload, Log, Registry and UI
+// are required.
 type Deps struct {
 	StateDir  string
 	Store     Store
@@ -59,6 +59,7 @@ type Deps struct {
 	Log       *slog.Logger
 	Registry  prometheus.Registerer // nil: a private registry
 	CloudInit CloudInitStore        // nil: no /cloud-init/ routes
+	UI        http.Handler          // served at /ui and under it (bootsvc/ui); nil: no dashboard
 }
 
 // Server is the HTTP boot service.
@@ -122,6 +123,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/admin/nodes", s.admin(s.handleAdminNodes))
 	mux.HandleFunc("POST /api/v1/admin/reload", s.admin(s.handleAdminReload))
 	s.cloudInitRoutes(mux)
+	if s.deps.UI != nil {
+		mux.Handle("/ui", s.deps.UI)
+		mux.Handle("/ui/", s.deps.UI)
+	}
 	return s.metrics.wrap(mux)
 }
 

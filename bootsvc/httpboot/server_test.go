@@ -2,6 +2,7 @@ package httpboot
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -124,6 +126,13 @@ func TestArtifacts(t *testing.T) {
 	}
 	if n, _ := f.states.Get("nid001"); n.State != nodestate.Kernel {
 		t.Errorf("nid001 state after kernel = %q", n.State)
+	}
+	metrics := f.do("GET", "/metrics", "10.43.0.5", nil).Body.String()
+	for kind, n := range map[string]int{"rootfs": len(f.root) + 70000, "kernel": len(f.kernel)} {
+		want := fmt.Sprintf(`imgctl_http_artifact_bytes_total{kind=%q} %s`, kind, strconv.FormatFloat(float64(n), 'g', -1, 64))
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 	for _, p := range []string{
 		"/artifacts/compute/" + hex + "/..%2f..%2fhttpboot.secret",
@@ -273,7 +282,8 @@ func TestPhoneHomeAndAdmin(t *testing.T) {
 		t.Errorf("admin reload: %d", w.Code)
 	}
 	w = f.do("GET", "/metrics", "10.43.0.5", nil)
-	for _, s := range []string{`imgctl_node_state_count{state="booted"} 1`, `imgctl_http_requests_total{code="204",endpoint="state"} 1`, "imgctl_http_response_bytes_total"} {
+	for _, s := range []string{`imgctl_node_state_count{state="booted"} 1`, `imgctl_http_requests_total{code="204",endpoint="state"} 1`, "imgctl_http_response_bytes_total",
+		`imgctl_http_token_refusals_total{node="nid001"} 1`} {
 		if !strings.Contains(w.Body.String(), s) {
 			t.Errorf("metrics lack %q", s)
 		}

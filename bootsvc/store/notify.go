@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Notifier fans changes out to Watch subscribers; backends embed one. The
@@ -16,6 +17,9 @@ type Notifier struct {
 // told to resync instead.
 const watchBuffer = 256
 
+// resyncRetry is how often a pending resync is offered again.
+const resyncRetry = 100 * time.Millisecond
+
 // Watch is Store.Watch.
 func (n *Notifier) Watch(ctx context.Context) <-chan Change {
 	ch := make(chan Change, watchBuffer)
@@ -26,11 +30,31 @@ func (n *Notifier) Watch(ctx context.Context) <-chan Change {
 	n.subs[ch] = false
 	n.mu.Unlock()
 	go func() {
-		<-ctx.Done()
-		n.mu.Lock()
-		delete(n.subs, ch)
-		close(ch)
-		n.mu.Unlock()
+		// A subscriber that missed changes at the end of a burst would hear
+		// of it only with the next change, which may never come: hand the
+		// resync over as soon as it has room.
+		retry := time.NewTicker(resyncRetry)
+		defer retry.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				n.mu.Lock()
+				delete(n.subs, ch)
+				close(ch)
+				n.mu.Unlock()
+				return
+			case <-retry.C:
+				n.mu.Lock()
+				if n.subs[ch] {
+					select {
+					case ch <- Change{Kind: Resync}:
+						n.subs[ch] = false
+					default:
+					}
+				}
+				n.mu.Unlock()
+			}
+		}
 	}()
 	return ch
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/imgctl/imgctl/internal/netns"
 	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
@@ -46,13 +48,14 @@ func (r *transfers) find(file string) (Transfer, bool) {
 }
 
 // serveIn runs a server with cfg in ns on addr:69; stopped in t.Cleanup.
-func serveIn(t testing.TB, ns *netns.NS, addr string, cfg Config, obs func(Transfer)) {
+func serveIn(t testing.TB, ns *netns.NS, addr string, cfg Config, deps Deps) {
 	t.Helper()
 	var conn net.PacketConn
 	if err := ns.Do(func() (err error) { conn, err = net.ListenPacket("udp4", addr+":69"); return }); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(cfg, Deps{Conn: conn, Observe: obs})
+	deps.Conn = conn
+	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +90,40 @@ func TestRealClients(t *testing.T) {
 	cfg := Defaults()
 	cfg.Root = root
 	rec := &transfers{}
-	serveIn(t, p.srv, "10.41.3.1", cfg, rec.add)
+	reg := prometheus.NewRegistry()
+	serveIn(t, p.srv, "10.41.3.1", cfg, Deps{Observe: rec.add, Registry: reg})
+	defer t.Run("metrics count what was transferred", func(t *testing.T) {
+		ok, failed := 0, 0
+		rec.mu.Lock()
+		for _, tr := range rec.got {
+			if tr.Err == nil {
+				ok++
+			} else {
+				failed++
+			}
+		}
+		rec.mu.Unlock()
+		got := map[string]float64{}
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			for _, m := range f.GetMetric() {
+				key := f.GetName()
+				for _, l := range m.GetLabel() {
+					key += " " + l.GetValue()
+				}
+				got[key] = m.GetCounter().GetValue()
+			}
+		}
+		if got["imgctl_tftp_transfers_total ok"] != float64(ok) || got["imgctl_tftp_transfers_total failed"] != float64(failed) || ok < 3 {
+			t.Errorf("transfers %v, want ok %d and failed %d as the transfers observed", got, ok, failed)
+		}
+		if got["imgctl_tftp_bytes_total"] < float64(3*len(want)) {
+			t.Errorf("bytes %v, want at least three iPXE binaries (%d bytes)", got["imgctl_tftp_bytes_total"], 3*len(want))
+		}
+	})
 
 	tftpGet := func(t *testing.T, name string) ([]byte, string) {
 		out := filepath.Join(t.TempDir(), "out")

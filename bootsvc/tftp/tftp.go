@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pin/tftp/v3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imgctl/imgctl/internal/logging"
 )
@@ -91,6 +92,8 @@ type Deps struct {
 	Conn net.PacketConn
 	// Observe, when set, is called after every transfer.
 	Observe func(Transfer)
+	// Registry, when set, gets the server's Prometheus figures (metrics.go).
+	Registry prometheus.Registerer
 }
 
 // Server is the read-only TFTP server. Run it once.
@@ -99,6 +102,7 @@ type Server struct {
 	deps  Deps
 	log   *slog.Logger
 	roots []*os.Root // searched in order
+	m     *metrics
 }
 
 // New checks cfg and opens the served directories.
@@ -107,6 +111,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, deps: deps, log: logging.OrDiscard(deps.Log).With("server", "tftp")}
+	var err error
+	if s.m, err = newMetrics(deps.Registry); err != nil {
+		return nil, err
+	}
 	for _, dir := range []string{cfg.Root, cfg.IPXEDir} {
 		if dir == "" {
 			continue
@@ -222,7 +230,8 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 		if ot, ok := rf.(tftp.OutgoingTransfer); ok {
 			ot.SetSize(fi.Size()) // tsize (RFC 2349): iPXE and UEFI use it
 		}
-		_, err = rf.ReadFrom(f)
+		n, err := rf.ReadFrom(f)
+		s.m.bytes.Add(float64(n))
 		return err
 	}
 	s.log.Info("not found", "peer", peer, "file", name)
@@ -245,6 +254,7 @@ func (h hook) report(st tftp.TransferStats, err error) {
 	if v, ok := st.Opts["tsize"]; ok {
 		fmt.Sscan(v, &t.TSize)
 	}
+	h.s.m.transferred(err)
 	if err != nil {
 		h.s.log.Warn("transfer failed", "peer", t.Peer, "file", t.File, "err", err)
 	} else {
