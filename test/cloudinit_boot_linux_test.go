@@ -187,7 +187,7 @@ func TestCloudInitBoot(t *testing.T) {
 	bootSlots <- struct{}{}
 	res, err := vmboot.Boot(context.Background(), vmboot.Options{
 		StateDir: b.state, Nodes: st, States: st, HostKeys: st, Exe: b.bin,
-		MemoryMiB: 1536, OnBooted: onBooted, Timeout: 12 * time.Minute,
+		MemoryMiB: 1536, OnBooted: onBooted, Timeout: 18 * time.Minute,
 	}, b.name)
 	<-bootSlots
 	t.Logf("%s: %.1fs, accel %s (%s)", b.name, res.Seconds, res.Accel, res.AccelReason)
