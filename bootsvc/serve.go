@@ -9,12 +9,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/config"
 	"github.com/imgctl/imgctl/bootsvc/dhcp"
+	"github.com/imgctl/imgctl/bootsvc/dist"
 	"github.com/imgctl/imgctl/bootsvc/httpboot"
 	"github.com/imgctl/imgctl/bootsvc/nfs"
 	"github.com/imgctl/imgctl/bootsvc/nodetoken"
@@ -63,7 +67,7 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 	}
 	boot := bootspec.New(bootspec.Config{
 		PublicURL: httpCfg.PublicURL, Console: httpCfg.Console, ScriptURL: cfg.DHCP.ScriptURL,
-		Loaders: cfg.DHCP.BootFiles.Loaders(),
+		Loaders: cfg.DHCP.BootFiles.Loaders(), Tree: treeConfig(cfg, httpCfg.PublicURL),
 	}, deps.Store, artifacts, roots, tokens)
 	if cfg.NFS.Enabled {
 		nfsSrv, err := nfs.New(cfg.NFS, nfs.Deps{StateDir: deps.StateDir, Boot: boot, Log: log})
@@ -73,8 +77,11 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		eg.Go(func() error { return nfsSrv.Run(ctx) })
 	}
 	if cfg.HTTP.Enabled {
+		coord := dist.New(cfg.Dist, log, nil)
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
-			Artifacts: artifacts, Reload: deps.Reload, Log: log})
+			Artifacts: artifacts, Reload: deps.Reload, Log: log,
+			Mounts:     map[string]http.Handler{dist.Prefix: dist.NewAPI(coord, deps.Store, tokens, log).Handler()},
+			Collectors: []prometheus.Collector{coord.Collector()}})
 		if err != nil {
 			return err
 		}

@@ -58,6 +58,10 @@ type Deps struct {
 	Reload    func(ctx context.Context) error // admin "reload"; nil: not offered
 	Log       *slog.Logger
 	Registry  prometheus.Registerer // nil: a private registry
+	// Mounts are more handlers on this server, by mux pattern (the tree
+	// coordinator's API); their figures go in Collectors.
+	Mounts     map[string]http.Handler
+	Collectors []prometheus.Collector
 }
 
 // Server is the HTTP boot service.
@@ -101,6 +105,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.metrics, err = newMetrics(reg, deps.Store); err != nil {
 		return nil, err
 	}
+	for _, c := range deps.Collectors {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -119,6 +128,9 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.HandleFunc("GET /api/v1/admin/nodes", s.admin(s.handleAdminNodes))
 	mux.HandleFunc("POST /api/v1/admin/reload", s.admin(s.handleAdminReload))
+	for pattern, h := range s.deps.Mounts {
+		mux.Handle(pattern, h)
+	}
 	return s.metrics.wrap(mux)
 }
 
