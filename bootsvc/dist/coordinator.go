@@ -154,7 +154,9 @@ func (c *Coordinator) Join(req JoinRequest) (Source, error) {
 		t.nodes[req.Node] = m
 	}
 	m.topo, m.url, m.held, m.updated, m.left = req.Topology, req.PeerURL, req.Held, now, false
-	m.done = req.Held == t.pieces
+	if req.Held == t.pieces && !m.done {
+		m.done, m.doneAt = true, now
+	}
 	for _, f := range req.Failed {
 		if f != ServerSource {
 			m.avoid[f] = true
@@ -171,6 +173,9 @@ func (c *Coordinator) Join(req JoinRequest) (Source, error) {
 		}
 	}
 	m.source = ""
+	if m.done {
+		return Source{}, nil // a seeder: it fetches nothing
+	}
 	if p := c.pick(t, m, now); p != nil {
 		m.source = p.name
 		return Source{Peer: p.name, URL: p.url}, nil
