@@ -37,3 +37,18 @@ Type=oneshot
 ExecStart=/run/imgctl/imgctl-agent phonehome --server $IMGCTL_URL --node $IMGCTL_NODE --token $IMGCTL_TOKEN --manifest $IMGCTL_MANIFEST --state booted
 UNIT
 ln -sf ../imgctl-booted.service /run/systemd/system/multi-user.target.wants/imgctl-booted.service
+
+# Tree distribution: keep serving the verified in-RAM root image (it stays at
+# /run/initramfs/imgctl-root.img, under the loop mount) to late joiners for
+# imgctl.seedfor seconds, then stop.
+if [ "$IMGCTL_DIST" = tree ] && [ "${IMGCTL_SEEDFOR:-0}" -gt 0 ]; then
+    cat > /run/systemd/system/imgctl-seed.service <<UNIT
+[Unit]
+Description=Serve this node's root image to peers (imgctl tree distribution)
+After=network-online.target
+
+[Service]
+ExecStart=/run/imgctl/imgctl-agent seed --file /run/initramfs/imgctl-root.img --manifest $IMGCTL_MANIFEST --coordinator $IMGCTL_COORDINATOR --node $IMGCTL_NODE --token $IMGCTL_TOKEN --peer-port ${IMGCTL_PEERPORT:-7073} --stall ${IMGCTL_STALL:-15} --for ${IMGCTL_SEEDFOR}s
+UNIT
+    ln -sf ../imgctl-seed.service /run/systemd/system/multi-user.target.wants/imgctl-seed.service
+fi
