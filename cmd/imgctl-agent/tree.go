@@ -224,6 +224,7 @@ func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o t
 	if err := f.Sync(); err != nil {
 		return err
 	}
+	fmt.Fprintf(os.Stderr, "imgctl-agent: root image verified (%d pieces)\n", n)
 	// Children trail by about a piece: keep serving while the coordinator
 	// says any still fetch from this node, within the linger bound.
 	deadline := time.Now().Add(o.linger)
