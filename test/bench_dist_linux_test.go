@@ -65,6 +65,8 @@ func TestBenchDist(t *testing.T) {
 	bin := imgctl(t)
 	agent := buildAgent(t)
 	cases := []distCase{
+		// One node alone: what the harness delivers on one shaped link.
+		{mode: "http", n: 1, mbit: 100, mib: 256},
 		{mode: "tree", n: 8, mbit: 100, mib: 256, fanout: 1},
 		{mode: "http", n: 8, mbit: 100, mib: 256},
 		{mode: "tree", n: 32, mbit: 50, mib: 128, fanout: 1},
@@ -72,9 +74,9 @@ func TestBenchDist(t *testing.T) {
 	figures := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "piece_size_bytes": images.DefaultPieceSize,
 		"harness": "one imgctl serve and N imgctl-agent processes, each in a network namespace on one bridge; tc tbf at B on both ends of every veth (server included); root images on tmpfs"}
 	runs := map[string]distRun{}
-	for _, c := range cases {
+	for i, c := range cases {
 		key := fmt.Sprintf("%s_n%d", c.mode, c.n)
-		r := runDist(t, bin, agent, c)
+		r := runDist(t, bin, agent, c, i)
 		runs[key] = r
 		figures[key] = map[string]any{"nodes": c.n, "link_mbit": c.mbit, "size_mib": c.mib, "fanout": c.fanout,
 			"t_last_s": r.TLast, "p50_s": r.P50, "s_over_b_s": r.Floor, "r": r.R,
@@ -84,6 +86,9 @@ func TestBenchDist(t *testing.T) {
 	}
 	if h, tr := runs["http_n8"], runs["tree_n8"]; h.TLast > 0 {
 		figures["tree_vs_http_t_last_ratio_n8"] = tr.TLast / h.TLast
+	}
+	if one := runs["http_n1"]; one.TLast > 0 {
+		figures["harness_one_copy_r"] = one.R // R of a single node alone: the harness's own overhead over S/B
 	}
 	if err := benchresult.Write("dist.json", figures); err != nil {
 		t.Fatal(err)
@@ -104,7 +109,7 @@ func buildAgent(t *testing.T) string {
 }
 
 // runDist builds the harness for c, runs the storm once and tears it down.
-func runDist(t *testing.T, bin, agent string, c distCase) distRun {
+func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	state := t.TempDir()
@@ -119,7 +124,7 @@ func runDist(t *testing.T, bin, agent string, c distCase) distRun {
 	// names carry this process's PID: veths are made in the root namespace.
 	pid := os.Getpid() % 100000
 	newNS := func(suffix string) *netns.NS {
-		ns, err := netns.New(ctx, fmt.Sprintf("ds%d%s", pid, suffix))
+		ns, err := netns.New(ctx, fmt.Sprintf("ds%d%c%s", pid, 'a'+run, suffix))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,6 +285,7 @@ func runDist(t *testing.T, bin, agent string, c distCase) distRun {
 		t.Fatalf("%d of %d nodes hold a verified copy\n%s", len(times), c.n, readFile(serveLog.Name()))
 	}
 	slices.Sort(times)
+	t.Logf("%s n=%d: completion times %.1f", c.mode, c.n, times)
 	r := distRun{TLast: times[len(times)-1], P50: times[len(times)/2], Egress: tx, S: size,
 		Floor: float64(size*8) / (float64(c.mbit) * 1e6)}
 	r.R, r.EgressOverS, r.AgentHWMMiB = r.TLast/r.Floor, float64(tx)/float64(size), hwm

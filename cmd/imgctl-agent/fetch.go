@@ -40,11 +40,7 @@ func runFetch(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "file to write")
 	retries := fs.Int("retries", 5, "attempts per piece")
 	dist := fs.String("dist", "http", "http, or tree: fetch from the sources the coordinator names (imgctl.dist)")
-	coord := fs.String("coordinator", "", "tree: coordinator API URL (imgctl.coordinator)")
-	node := fs.String("node", "", "tree: this node's name (imgctl.node)")
-	token := fs.String("token", "", "tree: this node's token (imgctl.token)")
-	peerPort := fs.Int("peer-port", 7073, "tree: port to serve held pieces on (imgctl.peerport)")
-	stall := fs.Int("stall", 15, "tree: seconds without bytes before a source counts as stalled (imgctl.stall)")
+	tf := registerTreeFlags(fs)
 	linger := fs.Duration("linger", 2*time.Minute, "tree: after finishing, keep serving children still fetching for at most this long")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err.Error())
@@ -52,7 +48,7 @@ func runFetch(ctx context.Context, args []string) error {
 	if *manifestURL == "" || *url == "" || *out == "" {
 		return usageErr("fetch needs --manifest, --url and --out")
 	}
-	tree, err := treeFromFlags(*dist, *coord, *node, *token, *peerPort, *stall, *linger)
+	tree, err := tf.opts(*dist, *linger)
 	if err != nil {
 		return err
 	}

@@ -17,23 +17,22 @@ func runSeed(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
 	file := fs.String("file", "", "the verified root image")
 	manifestURL := fs.String("manifest", "", "artifact manifest URL")
-	coord := fs.String("coordinator", "", "coordinator API URL (imgctl.coordinator)")
-	node := fs.String("node", "", "this node's name")
-	token := fs.String("token", "", "this node's token")
-	peerPort := fs.Int("peer-port", 7073, "port to serve pieces on")
-	stall := fs.Int("stall", 15, "the coordinator's stall period in seconds (heartbeats go every half period)")
+	tf := registerTreeFlags(fs)
 	seedFor := fs.Duration("for", 10*time.Minute, "how long to serve")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err.Error())
 	}
-	if *file == "" || *manifestURL == "" || *coord == "" || *node == "" {
-		return usageErr("seed needs --file, --manifest, --coordinator and --node")
+	if *file == "" || *manifestURL == "" {
+		return usageErr("seed needs --file and --manifest")
+	}
+	o, err := tf.opts("tree", 0)
+	if err != nil {
+		return err
 	}
 	m, err := getManifest(ctx, *manifestURL, 5)
 	if err != nil {
 		return err
 	}
-	o, _ := treeFromFlags("tree", *coord, *node, *token, *peerPort, *stall, 0)
 	return seed(ctx, *file, m, *o, *seedFor)
 }
 

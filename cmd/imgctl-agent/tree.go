@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -286,8 +287,24 @@ func stalled(err error, timer *time.Timer) error {
 	return err
 }
 
-// treeFromFlags returns tree options, or nil in http mode.
-func treeFromFlags(dist, coord, node, token string, peerPort, stallS int, linger time.Duration) (*treeOpts, error) {
+// treeFlags are the tree-mode flags fetch and seed share.
+type treeFlags struct {
+	coord, node, token *string
+	peerPort, stall    *int
+}
+
+func registerTreeFlags(fs *flag.FlagSet) treeFlags {
+	return treeFlags{
+		coord:    fs.String("coordinator", "", "tree: coordinator API URL (imgctl.coordinator)"),
+		node:     fs.String("node", "", "tree: this node's name (imgctl.node)"),
+		token:    fs.String("token", "", "tree: this node's token (imgctl.token)"),
+		peerPort: fs.Int("peer-port", 7073, "tree: port to serve held pieces on (imgctl.peerport)"),
+		stall:    fs.Int("stall", 15, "tree: seconds without bytes before a source counts as stalled; heartbeats every half (imgctl.stall)"),
+	}
+}
+
+// opts returns tree options, or nil in http mode.
+func (f treeFlags) opts(dist string, linger time.Duration) (*treeOpts, error) {
 	switch dist {
 	case "", "http":
 		return nil, nil
@@ -295,12 +312,13 @@ func treeFromFlags(dist, coord, node, token string, peerPort, stallS int, linger
 	default:
 		return nil, usageErr("--dist " + dist + ": want http or tree")
 	}
-	if coord == "" || node == "" {
-		return nil, usageErr("--dist tree needs --coordinator and --node")
+	if *f.coord == "" || *f.node == "" {
+		return nil, usageErr("tree mode needs --coordinator and --node")
 	}
-	if stallS <= 0 {
-		stallS = 15
+	stall := *f.stall
+	if stall <= 0 {
+		stall = 15
 	}
-	return &treeOpts{coordinator: coord, node: node, token: token, listen: ":" + strconv.Itoa(peerPort),
-		stall: time.Duration(stallS) * time.Second, linger: linger}, nil
+	return &treeOpts{coordinator: *f.coord, node: *f.node, token: *f.token, listen: ":" + strconv.Itoa(*f.peerPort),
+		stall: time.Duration(stall) * time.Second, linger: linger}, nil
 }

@@ -228,3 +228,61 @@ func TestTreeStalledPeer(t *testing.T) {
 	}
 	r.checkCopy(t, outB)
 }
+
+func TestParseRange(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		from, to int64
+		ok       bool
+	}{
+		{"bytes=0-99", 0, 99, true},
+		{"bytes=10-", 10, 999, true},
+		{"bytes=999-999", 999, 999, true},
+		{"bytes=5-1000", 0, 0, false},
+		{"bytes=9-3", 0, 0, false},
+		{"bytes=0-1,5-6", 0, 0, false},
+		{"", 0, 0, false},
+		{"items=0-1", 0, 0, false},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			from, to, err := parseRange(tc.in, 1000)
+			if (err == nil) != tc.ok || (tc.ok && (from != tc.from || to != tc.to)) {
+				t.Errorf("parseRange(%q) = %d, %d, %v; want %d, %d, ok %v", tc.in, from, to, err, tc.from, tc.to, tc.ok)
+			}
+		})
+	}
+}
+
+// TestPeerServesOnlyVerified: a range inside held pieces is served at once;
+// one reaching past them waits, and is served as soon as the piece is
+// verified (the pipeline) or refused with 503 after the wait.
+func TestPeerServesOnlyVerified(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(bytes.Repeat([]byte{7}, 300))
+	h := newHolder(f, 300, 100, 3, 1)
+	srv := httptest.NewServer(h.handler(300 * time.Millisecond))
+	t.Cleanup(srv.Close)
+	get := func(rng string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/root", nil)
+		req.Header.Set("Range", rng)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("bytes=0-99"); code != http.StatusPartialContent {
+		t.Errorf("held piece: %d", code)
+	}
+	if code := get("bytes=100-199"); code != http.StatusServiceUnavailable {
+		t.Errorf("piece not held, nobody adds it: %d, want 503", code)
+	}
+	go func() { time.Sleep(50 * time.Millisecond); h.add("x") }()
+	if code := get("bytes=100-199"); code != http.StatusPartialContent {
+		t.Errorf("piece verified while waiting: %d, want 206", code)
+	}
+}
