@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgctl/imgctl/bootsvc/dist"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodetoken"
 	"github.com/imgctl/imgctl/images"
@@ -31,11 +32,91 @@ import (
 // distCase is one storm: n nodes each fetching an S-byte root image over
 // links of mbit Mbit/s.
 type distCase struct {
-	mode      string // tree | http
-	n, mbit   int
-	mib       int64
-	fanout    int // tree: dist.fanout
-	pieceSize int64
+	mode    string // tree | http
+	n, mbit int
+	mib     int64
+	fanout  int // tree: dist.fanout
+	stall   int // tree: seconds without bytes before a source counts as stalled; 0 = 10
+	// fault, if set, runs once the agents have started (the faults tests).
+	fault func(s *storm)
+}
+
+// storm is a running storm, for fault hooks.
+type storm struct {
+	t      *testing.T
+	ctx    context.Context
+	nodes  []benchNode
+	srv    *netns.NS
+	hub    *netns.NS
+	bin    string
+	base   string
+	mu     sync.Mutex
+	cmds   map[string]*exec.Cmd
+	killed map[string]bool
+	rate   string // tbf rate and burst of every link
+	burst  string
+}
+
+// benchNode is one node's namespace and its link (a: node side, b: hub side).
+type benchNode struct {
+	name, mac, ip string
+	ns            *netns.NS
+	a, b          string
+}
+
+// kill kills a node's agent outright (SIGKILL).
+func (s *storm) kill(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.killed[name] = true
+	s.cmds[name].Process.Kill()
+}
+
+// stallLink drops a node's link to 1 kbit/s in both directions.
+func (s *storm) stallLink(name string) { s.shapeLink(name, "1kbit", "1600") }
+
+// restoreLink gives a stalled node its rate back.
+func (s *storm) restoreLink(name string) { s.shapeLink(name, s.rate, s.burst) }
+
+func (s *storm) shapeLink(name, rate, burst string) {
+	for _, n := range s.nodes {
+		if n.name != name {
+			continue
+		}
+		for _, end := range []struct {
+			ns  *netns.NS
+			dev string
+		}{{n.ns, n.a}, {s.hub, n.b}} {
+			if out, err := end.ns.Command(s.ctx, "tc", "qdisc", "change", "dev", end.dev, "root", "tbf", "rate", rate, "burst", burst, "latency", "100ms").CombinedOutput(); err != nil {
+				s.t.Errorf("tc %s: %v: %s", end.dev, err, out)
+			}
+		}
+	}
+}
+
+// node waits (bounded) until cond holds for name in the coordinator's status.
+func (s *storm) node(name string, cond func(dist.NodeStatus) bool) (dist.NodeStatus, bool) {
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Minute)
+	defer cancel()
+	for ctx.Err() == nil {
+		st, _ := distStatus(ctx, s.srv, s.bin, s.base)
+		for _, tr := range st {
+			for _, n := range tr.Nodes {
+				if n.Node == name && cond(n) {
+					return n, true
+				}
+			}
+		}
+		sleep(ctx, 300*time.Millisecond)
+	}
+	return dist.NodeStatus{}, false
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
 
 // distRun is what one storm measured.
@@ -46,8 +127,10 @@ type distRun struct {
 	Floor        float64 // S/B in seconds
 	R            float64 // TLast / Floor
 	EgressOverS  float64
-	PeerFraction float64 // tree: share of all pieces that came from peers
-	AgentHWMMiB  float64 // the largest agent's peak RSS (VmHWM), MiB
+	PeerFraction float64               // tree: share of all pieces that came from peers
+	AgentHWMMiB  float64               // the largest agent's peak RSS (VmHWM), MiB
+	Done         map[string]float64    // node → seconds to a verified copy
+	Status       []dist.TransferStatus // the coordinator's, at the end (tree)
 }
 
 // TestBenchDist is the boot-storm benchmark (bench/results/dist.json): one
@@ -142,7 +225,7 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 			t.Fatalf("tc on %s: %v: %s", dev, err, out)
 		}
 	}
-	link := func(ns *netns.NS, i int, addr string) string {
+	link := func(ns *netns.NS, i int, addr string) (string, string) {
 		a, b := fmt.Sprintf("d%da%d", pid, i), fmt.Sprintf("d%db%d", pid, i)
 		if err := netns.Veth(ctx, ns, a, addr, hub, b, ""); err != nil {
 			t.Fatal(err)
@@ -152,24 +235,20 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 		}
 		shape(ns, a)
 		shape(hub, b)
-		return a
+		return a, b
 	}
 	srv := newNS("s")
-	srvDev := link(srv, 0, "10.60.0.1/16")
+	srvDev, _ := link(srv, 0, "10.60.0.1/16")
 
 	inv := &inventory.Inventory{}
-	type node struct {
-		name, mac, ip string
-		ns            *netns.NS
-	}
-	var nodes []node
+	var nodes []benchNode
 	for i := 1; i <= c.n; i++ {
-		n := node{name: fmt.Sprintf("d%03d", i), mac: fmt.Sprintf("52:54:00:60:%02x:%02x", i/256, i%256), ip: fmt.Sprintf("10.60.%d.%d", i/200, 10+i%200)}
+		n := benchNode{name: fmt.Sprintf("d%03d", i), mac: fmt.Sprintf("52:54:00:60:%02x:%02x", i/256, i%256), ip: fmt.Sprintf("10.60.%d.%d", i/200, 10+i%200)}
 		if err := inv.Put(inventory.Node{Name: n.name, MACs: []string{n.mac}, IP: n.ip, Settings: inventory.Settings{Image: "bench", Distribution: c.mode}}); err != nil {
 			t.Fatal(err)
 		}
 		n.ns = newNS(fmt.Sprintf("n%d", i))
-		link(n.ns, i, n.ip+"/16")
+		n.a, n.b = link(n.ns, i, n.ip+"/16")
 		nodes = append(nodes, n)
 	}
 	if err := inv.Save(filepath.Join(state, "nodes.yaml")); err != nil {
@@ -188,9 +267,12 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 		t.Fatal(err)
 	}
 	defer serveLog.Close()
-	fanout := max(c.fanout, 1)
+	fanout, stall := max(c.fanout, 1), c.stall
+	if stall == 0 {
+		stall = 10
+	}
 	serveCmd := srv.Command(context.Background(), bin, "--state", state, "serve", "--interface", srvDev, "--address", "10.60.0.1",
-		"--dhcp=false", "--tftp=false", "--set", "dist.fanout="+strconv.Itoa(fanout), "--set", "dist.stall=10s")
+		"--dhcp=false", "--tftp=false", "--set", "dist.fanout="+strconv.Itoa(fanout), "--set", fmt.Sprintf("dist.stall=%ds", stall))
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- vm.RunUntil(srvCtx, serveCmd, serveLog) }()
@@ -231,17 +313,20 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 	agentCtx, stopAgents := context.WithCancel(ctx)
 	defer stopAgents()
 	errs := make(chan error, len(nodes))
+	s := &storm{t: t, ctx: ctx, nodes: nodes, srv: srv, hub: hub, bin: bin, base: base, cmds: map[string]*exec.Cmd{}, killed: map[string]bool{},
+		rate: rate, burst: burst}
 	for _, n := range nodes {
 		args := []string{agent, "fetch", "--manifest", manifestURL, "--url", rootURL, "--out", filepath.Join(outDir, n.name+".img")}
 		if c.mode == "tree" {
 			args = append(args, "--dist", "tree", "--coordinator", base+"/api/v1/dist/", "--node", n.name,
-				"--token", tokens.Make(n.name, n.mac, n.ip), "--stall", "10", "--linger", "2m")
+				"--token", tokens.Make(n.name, n.mac, n.ip), "--stall", strconv.Itoa(stall), "--linger", "2m")
 		}
 		cmd := n.ns.Command(agentCtx, args...)
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		s.cmds[n.name] = cmd
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -262,10 +347,16 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 				done[n.name] = time.Since(start).Seconds() // http mode: the agent exits once verified
 			}
 			mu.Unlock()
-			if err != nil {
+			s.mu.Lock()
+			killed := s.killed[n.name]
+			s.mu.Unlock()
+			if err != nil && !killed {
 				errs <- fmt.Errorf("%s: %v: %s", n.name, err, strings.Join(tail[max(0, len(tail)-5):], "\n"))
 			}
 		}()
+	}
+	if c.fault != nil {
+		c.fault(s)
 	}
 	wg.Wait()
 	close(errs)
@@ -278,17 +369,20 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 		t.Fatal(err)
 	}
 	var times []float64
-	for _, v := range done {
-		times = append(times, v)
+	for name, v := range done {
+		if !s.killed[name] {
+			times = append(times, v)
+		}
 	}
-	if len(times) != c.n {
-		t.Fatalf("%d of %d nodes hold a verified copy\n%s", len(times), c.n, readFile(serveLog.Name()))
+	if want := c.n - len(s.killed); len(times) != want {
+		t.Fatalf("%d of %d nodes hold a verified copy\n%s", len(times), want, readFile(serveLog.Name()))
 	}
 	slices.Sort(times)
 	t.Logf("%s n=%d: completion times %.1f", c.mode, c.n, times)
 	r := distRun{TLast: times[len(times)-1], P50: times[len(times)/2], Egress: tx, S: size,
 		Floor: float64(size*8) / (float64(c.mbit) * 1e6)}
 	r.R, r.EgressOverS, r.AgentHWMMiB = r.TLast/r.Floor, float64(tx)/float64(size), hwm
+	r.Done, r.Status = done, st
 	if c.mode == "tree" {
 		peer, all := 0, 0
 		for _, tr := range st {
