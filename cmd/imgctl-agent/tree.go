@@ -127,7 +127,10 @@ func servePeers(ctx context.Context, h *holder, o treeOpts) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("serve pieces: %w", err)
 	}
-	srv := &http.Server{Handler: h.handler(o.stall), ReadHeaderTimeout: 10 * time.Second}
+	// A piece not held yet is waited for half a stall period, then refused
+	// (503): the child's stall check (a full period) never fires on a
+	// parent that merely waits for its own source.
+	srv := &http.Server{Handler: h.handler(o.stall / 2), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	go func() {
 		<-ctx.Done()
@@ -181,6 +184,7 @@ func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o t
 		if name == serverSource || u == "" {
 			name, u = serverSource, rootURL
 		}
+		lastGain := time.Now()
 		for held < n {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -188,6 +192,9 @@ func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o t
 			off := int64(held) * m.Root.PieceSize
 			end := min(off+m.Root.PieceSize, size) - 1
 			piece, err := getStalling(ctx, u, off, end, buf, o.stall)
+			if errors.Is(err, errBehind) && name != serverSource && time.Since(lastGain) < 4*o.stall {
+				continue // the peer is alive and waits for this piece itself (deep in a chain at the start)
+			}
 			if err == nil {
 				if sum := sha256.Sum256(piece); hex.EncodeToString(sum[:]) != m.Root.Pieces[held] {
 					err = errMismatch{fmt.Sprintf("piece %d from %s: sha256 %s, manifest says %s", held, name, hex.EncodeToString(sum[:]), m.Root.Pieces[held])}
@@ -213,6 +220,7 @@ func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o t
 			}
 			whole.Write(piece)
 			h.add(name)
+			lastGain = time.Now()
 			held++
 			select {
 			case kick <- struct{}{}:
@@ -241,6 +249,9 @@ func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o t
 	c.leave(context.WithoutCancel(ctx))
 	return nil
 }
+
+// errBehind is a peer's 503: it does not hold the piece yet.
+var errBehind = errors.New("source does not hold the piece yet")
 
 // minPerStall is the least a source must deliver per stall period: a link
 // that trickles (a few bytes a second) is as good as dead.
@@ -283,6 +294,9 @@ func getStalling(ctx context.Context, u string, from, to int64, buf []byte, stal
 		return nil, stalled(err, &timedOut)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return nil, fmt.Errorf("GET %s: %w", u, errBehind)
+	}
 	if resp.StatusCode != http.StatusPartialContent {
 		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
