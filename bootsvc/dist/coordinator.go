@@ -290,7 +290,7 @@ func (c *Coordinator) Report(p Progress) (ProgressReply, error) {
 	now := c.now()
 	m := t.nodes[p.Node]
 	m.held, m.updated, m.left = p.Held, now, false
-	if p.From != nil {
+	if len(p.From) > 0 { // a seeder received nothing this time: keep what it got before
 		m.from = maps.Clone(p.From)
 	}
 	if p.Done && p.Held == t.pieces && !m.done {

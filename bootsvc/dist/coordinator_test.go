@@ -181,12 +181,20 @@ func TestStatusCountsPiecesPerSource(t *testing.T) {
 	if _, err := c.Report(Progress{Transfer: "img", Node: "b", Held: 10, Done: true, From: map[string]int{"a": 9, ServerSource: 1}}); err != nil {
 		t.Fatal(err)
 	}
+	// b reboots and seeds: it joins holding everything and reports no
+	// pieces received; what it got before stays counted.
+	if src, err := c.Join(JoinRequest{Transfer: "img", Pieces: 10, PieceSize: 4 << 20, Node: "b", Held: 10, PeerURL: "http://b"}); err != nil || src != (Source{}) {
+		t.Fatalf("seeder join = %+v, %v; want no source", src, err)
+	}
+	if _, err := c.Report(Progress{Transfer: "img", Node: "b", Held: 10, Done: true, From: map[string]int{}}); err != nil {
+		t.Fatal(err)
+	}
 	st := c.Status()
 	if len(st) != 1 || len(st[0].Nodes) != 2 {
 		t.Fatalf("status = %+v", st)
 	}
 	b := st[0].Nodes[1]
-	if b.Node != "b" || b.From["a"] != 9 || !b.Done || b.Source != "a" {
-		t.Errorf("b = %+v, want 9 pieces from a, done, source a", b)
+	if b.Node != "b" || b.From["a"] != 9 || !b.Done || b.Source != "" {
+		t.Errorf("b = %+v, want 9 pieces from a, done, no source", b)
 	}
 }
