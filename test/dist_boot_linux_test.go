@@ -44,6 +44,9 @@ func TestTreeBootVM(t *testing.T) {
 	}
 	pubKey := filepath.Join(keyDir, "id.pub")
 	const mac2, ip2, server = "52:54:00:56:00:12", "10.56.0.12", "http://10.56.0.1:8080"
+	// Two guests on a loaded host: with 1 GiB both once sat in soft lockups
+	// allocating pages after switch-root.
+	const memMiB = 1536
 	a := newBootNode(t, bin, set, "tre01", "52:54:00:56:00:11", "10.56.0.11", "live", pubKey)
 	b := &bootNode{bin: bin, state: a.state, name: "tre02", mac: mac2, ip: ip2}
 	for _, args := range [][]string{
@@ -91,7 +94,7 @@ func TestTreeBootVM(t *testing.T) {
 		if err := ns.Tap(ctx, "tap1", "br0"); err != nil {
 			return err
 		}
-		args, err := vm.Machine{MAC: mac2, Tap: "tap1", SerialLog: consoleB, Accel: accel.Accel}.Args()
+		args, err := vm.Machine{MAC: mac2, Tap: "tap1", SerialLog: consoleB, Accel: accel.Accel, MemoryMiB: memMiB}.Args()
 		if err != nil {
 			return err
 		}
@@ -138,11 +141,11 @@ func TestTreeBootVM(t *testing.T) {
 		return err
 	}
 	res, err := vmboot.Boot(context.Background(), vmboot.Options{
-		StateDir: a.state, Nodes: st, States: st, HostKeys: st, Exe: bin,
+		StateDir: a.state, Nodes: st, States: st, HostKeys: st, Exe: bin, MemoryMiB: memMiB,
 		Accel:    func(context.Context) vm.AccelChoice { return accel },
 		Serve:    serve,
 		OnBooted: onBooted,
-		Timeout:  9 * time.Minute,
+		Timeout:  12 * time.Minute,
 	}, a.name)
 	t.Logf("%s: accel %s, booted %v after %.1fs", a.name, res.Accel, res.Booted, res.Seconds)
 	if err != nil {
