@@ -140,6 +140,7 @@ func (c *Coordinator) Join(req JoinRequest) (Source, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
+	c.sweep(now)
 	t := c.transfers[req.Transfer]
 	if t == nil {
 		t = &transfer{key: req.Transfer, pieces: req.Pieces, pieceSize: req.PieceSize, started: now, nodes: map[string]*member{}}
@@ -274,6 +275,26 @@ func (c *Coordinator) children(t *transfer, name string, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// forgetAfter is how long a transfer whose nodes all went silent is kept
+// (for `dist status`) before it is dropped.
+const forgetAfter = time.Hour
+
+// sweep drops transfers no node has reported to for forgetAfter, so a
+// long-running service does not keep every image it ever distributed.
+func (c *Coordinator) sweep(now time.Time) {
+	for key, t := range c.transfers {
+		last := t.started
+		for _, m := range t.nodes {
+			if m.updated.After(last) {
+				last = m.updated
+			}
+		}
+		if now.Sub(last) > forgetAfter {
+			delete(c.transfers, key)
+		}
+	}
 }
 
 // Report records a node's progress.

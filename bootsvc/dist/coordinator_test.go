@@ -198,3 +198,20 @@ func TestStatusCountsPiecesPerSource(t *testing.T) {
 		t.Errorf("b = %+v, want 9 pieces from a, done, no source", b)
 	}
 }
+
+// TestSweep: a transfer nobody reported to for an hour leaves the status.
+func TestSweep(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	c := New(Config{}, nil, func() time.Time { return now })
+	join := func(transfer string) {
+		if _, err := c.Join(JoinRequest{Transfer: transfer, Pieces: 1, PieceSize: 1, Node: "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	join("old")
+	now = now.Add(2 * time.Hour)
+	join("new")
+	if st := c.Status(); len(st) != 1 || st[0].Transfer != "new" {
+		t.Errorf("status = %+v, want only the new transfer", st)
+	}
+}
