@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -195,7 +194,44 @@ func (c *Coordinator) Join(req JoinRequest) (Source, error) {
 // (a short tree delays the last node least), then earlier joiners (a
 // deterministic order).
 func (c *Coordinator) pick(t *transfer, m *member, now time.Time) *member {
-	var cands []*member
+	// One pass for child counts and the source relation, so a join costs
+	// O(nodes) rather than O(nodes²) in a storm of thousands.
+	kids := map[string]int{}
+	below := map[string][]string{}
+	for _, n := range t.nodes {
+		if n.source == "" {
+			continue
+		}
+		below[n.source] = append(below[n.source], n.name)
+		if !n.done && c.alive(n, now) {
+			kids[n.source]++
+		}
+	}
+	subtree := map[string]bool{}
+	for queue := []string{m.name}; len(queue) > 0; queue = queue[1:] {
+		for _, k := range below[queue[0]] {
+			if !subtree[k] {
+				subtree[k] = true
+				queue = append(queue, k)
+			}
+		}
+	}
+	depths := map[string]int{}
+	ahead := func(p *member) int {
+		if p.done || p.held > m.held {
+			return 1
+		}
+		return 0
+	}
+	better := func(a, b *member) bool {
+		return cmp.Or(
+			cmp.Compare(near(m.topo, b.topo), near(m.topo, a.topo)),
+			cmp.Compare(ahead(b), ahead(a)),
+			cmp.Compare(depth(t, a, depths), depth(t, b, depths)),
+			a.joined.Compare(b.joined),
+			cmp.Compare(a.name, b.name)) < 0
+	}
+	var best *member
 	for _, p := range t.nodes {
 		if p == m || p.url == "" || p.bad || m.avoid[p.name] || !c.alive(p, now) {
 			continue
@@ -203,29 +239,14 @@ func (c *Coordinator) pick(t *transfer, m *member, now time.Time) *member {
 		if !p.done && p.source == "" {
 			continue // waiting itself
 		}
-		if c.children(t, p.name, now) >= c.cfg.Fanout || descends(t, p, m.name) {
+		if kids[p.name] >= c.cfg.Fanout || subtree[p.name] {
 			continue
 		}
-		cands = append(cands, p)
-	}
-	if len(cands) == 0 {
-		return nil
-	}
-	ahead := func(p *member) int {
-		if p.done || p.held > m.held {
-			return 1
+		if best == nil || better(p, best) {
+			best = p
 		}
-		return 0
 	}
-	slices.SortFunc(cands, func(a, b *member) int {
-		return cmp.Or(
-			cmp.Compare(near(m.topo, b.topo), near(m.topo, a.topo)),
-			cmp.Compare(ahead(b), ahead(a)),
-			cmp.Compare(depth(t, a), depth(t, b)),
-			a.joined.Compare(b.joined),
-			cmp.Compare(a.name, b.name))
-	})
-	return cands[0]
+	return best
 }
 
 // near scores how close two nodes sit: 2 same rack, 1 same switch.
@@ -239,23 +260,22 @@ func near(a, b Topology) int {
 	return 0
 }
 
-// descends reports whether p fetches (directly or through others) from name.
-func descends(t *transfer, p *member, name string) bool {
-	for i := 0; p != nil && i <= len(t.nodes); i++ {
-		if p.source == name {
-			return true
+// depth is p's distance from the boot server (a finished node counts as 0:
+// it holds everything), memoised in memo.
+func depth(t *transfer, p *member, memo map[string]int) int {
+	var path []*member
+	d := 0
+	for p != nil && !p.done && len(path) <= len(t.nodes) {
+		if v, ok := memo[p.name]; ok {
+			d = v
+			break
 		}
+		path = append(path, p)
 		p = t.nodes[p.source]
 	}
-	return false
-}
-
-// depth is p's distance from the boot server (a finished node counts as 0:
-// it holds everything).
-func depth(t *transfer, p *member) int {
-	d := 0
-	for ; p != nil && !p.done && d <= len(t.nodes); d++ {
-		p = t.nodes[p.source]
+	for i := len(path) - 1; i >= 0; i-- {
+		d++
+		memo[path[i].name] = d
 	}
 	return d
 }

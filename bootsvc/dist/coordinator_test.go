@@ -1,6 +1,7 @@
 package dist
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -213,5 +214,23 @@ func TestSweep(t *testing.T) {
 	join("new")
 	if st := c.Status(); len(st) != 1 || st[0].Transfer != "new" {
 		t.Errorf("status = %+v, want only the new transfer", st)
+	}
+}
+
+// TestStormOfThousands: 1,000 simultaneous joins with fan-out 1 build one
+// chain, each node behind the one before it (and a join stays O(nodes)).
+func TestStormOfThousands(t *testing.T) {
+	c := New(Config{}, nil, nil)
+	prev := ServerSource
+	for i := 0; i < 1000; i++ {
+		name := fmt.Sprintf("n%04d", i)
+		src, err := c.Join(JoinRequest{Transfer: "img", Pieces: 64, PieceSize: 4 << 20, Node: name, PeerURL: "http://" + name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if src.Peer != prev {
+			t.Fatalf("%s got %s, want %s", name, src.Peer, prev)
+		}
+		prev = name
 	}
 }
