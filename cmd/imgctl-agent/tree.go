@@ -1,22 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -30,94 +24,6 @@ type treeOpts struct {
 	listen      string        // where to serve pieces, e.g. ":7073"
 	stall       time.Duration // no bytes for this long: the source has stalled
 	linger      time.Duration // after finishing, serve children at most this long
-}
-
-// coordinator talks to bootsvc/dist; wire form in docs/PROTOCOL.md.
-type coordinator struct {
-	o         treeOpts
-	transfer  string
-	pieces    int
-	pieceSize int64
-	peerPort  int
-}
-
-type badPiece struct {
-	Peer  string `json:"peer"`
-	Piece int    `json:"piece"`
-}
-
-type source struct {
-	Peer  string        `json:"peer"`
-	URL   string        `json:"url"`
-	Retry time.Duration `json:"retry"`
-}
-
-func (c *coordinator) call(ctx context.Context, path string, body, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	b, _ := json.Marshal(body)
-	u := strings.TrimRight(c.o.coordinator, "/") + "/" + path + "?token=" + url.QueryEscape(c.o.token)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("coordinator %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-func (c *coordinator) join(ctx context.Context, held int, failed []string, bad []badPiece) (source, error) {
-	var s source
-	err := c.call(ctx, "join", map[string]any{"transfer": c.transfer, "pieces": c.pieces, "piece_size": c.pieceSize,
-		"node": c.o.node, "held": held, "failed": failed, "bad": bad, "peer_port": c.peerPort}, &s)
-	return s, err
-}
-
-// progress reports what h holds; the reply says whether children still
-// fetch from this node.
-func (c *coordinator) progress(ctx context.Context, h *holder) (serve bool, err error) {
-	held, from := h.state()
-	var rep struct {
-		Serve bool `json:"serve"`
-	}
-	err = c.call(ctx, "progress", map[string]any{"transfer": c.transfer, "node": c.o.node, "held": held, "from": from,
-		"done": held == c.pieces}, &rep)
-	return rep.Serve, err
-}
-
-func (c *coordinator) leave(ctx context.Context) error {
-	return c.call(ctx, "leave", map[string]any{"transfer": c.transfer, "node": c.o.node}, nil)
-}
-
-// reporter sends progress when kicked (coalesced) and as a heartbeat every
-// half stall period, until ctx ends.
-func (c *coordinator) reporter(ctx context.Context, h *holder) chan<- struct{} {
-	kick := make(chan struct{}, 1)
-	go func() {
-		tick := time.NewTicker(max(c.o.stall/2, time.Second))
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-kick:
-			case <-tick.C:
-			}
-			c.progress(ctx, h) // best effort: the next report carries the totals
-		}
-	}()
-	return kick
 }
 
 // servePeers serves h's pieces on o.listen until ctx ends; it returns the
@@ -248,80 +154,6 @@ func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o t
 	stopServing()
 	c.leave(context.WithoutCancel(ctx))
 	return nil
-}
-
-// errBehind is a peer's 503: it does not hold the piece yet.
-var errBehind = errors.New("source does not hold the piece yet")
-
-// minPerStall is the least a source must deliver per stall period: a link
-// that trickles (a few bytes a second) is as good as dead.
-const minPerStall = 64 << 10
-
-// getStalling fetches bytes [from, to] of u into buf; the request fails
-// when fewer than minPerStall bytes arrive in a stall period (a source that
-// died, hangs or trickles).
-func getStalling(ctx context.Context, u string, from, to int64, buf []byte, stall time.Duration) ([]byte, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var got atomic.Int64
-	var timedOut atomic.Bool
-	go func() {
-		tick := time.NewTicker(stall)
-		defer tick.Stop()
-		last := int64(0)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			n := got.Load()
-			if n-last < minPerStall && n < to-from+1 {
-				timedOut.Store(true)
-				cancel()
-				return
-			}
-			last = n
-		}
-	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, stalled(err, &timedOut)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusServiceUnavailable {
-		return nil, fmt.Errorf("GET %s: %w", u, errBehind)
-	}
-	if resp.StatusCode != http.StatusPartialContent {
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	want := int(to - from + 1)
-	n := 0
-	for n < want {
-		k, err := resp.Body.Read(buf[n:want])
-		n += k
-		got.Store(int64(n))
-		if err == io.EOF && n < want {
-			return nil, fmt.Errorf("GET %s: %d of %d bytes", u, n, want)
-		}
-		if err != nil && err != io.EOF {
-			return nil, stalled(err, &timedOut)
-		}
-	}
-	return buf[:want], nil
-}
-
-// stalled names a stall for what it is rather than "context canceled".
-func stalled(err error, timedOut *atomic.Bool) error {
-	if timedOut.Load() {
-		return fmt.Errorf("source stalled (under %d KiB in a stall period): %w", minPerStall>>10, err)
-	}
-	return err
 }
 
 // treeFlags are the tree-mode flags fetch and seed share.
