@@ -6,37 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgctl/imgctl/bootsvc/dist"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/internal/benchresult"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
-
-// distCase is one storm: n nodes each fetching an S-byte root image over
-// links of mbit Mbit/s.
-type distCase struct {
-	mode    string // tree | http
-	n, mbit int
-	mib     int64
-	fanout  int // tree: dist.fanout
-	stall   int // tree: seconds without bytes before a source counts as stalled; 0 = 10
-	// fault, if set, runs once the agents have started (the faults tests).
-	fault func(s *storm)
-}
-
-// distRun is what one storm measured.
-type distRun struct {
-	TLast, P50   float64 // seconds from start to the last / median node holding a verified copy
-	Egress       int64   // bytes the server's link sent
-	S            int64
-	Floor        float64 // S/B in seconds
-	R            float64 // TLast / Floor
-	EgressOverS  float64
-	PeerFraction float64               // tree: share of all pieces that came from peers
-	AgentHWMMiB  float64               // the largest agent's peak RSS (VmHWM), MiB
-	Done         map[string]float64    // node → seconds to a verified copy
-	Status       []dist.TransferStatus // the coordinator's, at the end (tree)
-}
 
 // TestBenchDist is the boot-storm benchmark (bench/results/dist.json): one
 // `imgctl serve` and n nodes, each in its own network namespace on one
