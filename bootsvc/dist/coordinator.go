@@ -270,6 +270,11 @@ func (c *Coordinator) Report(p Progress) (ProgressReply, error) {
 	if p.Held < 0 || p.Held > t.pieces {
 		return ProgressReply{}, fmt.Errorf("progress of node %s: held %d of %d pieces", p.Node, p.Held, t.pieces)
 	}
+	for src, k := range p.From {
+		if k < 0 || k > t.pieces {
+			return ProgressReply{}, fmt.Errorf("progress of node %s: %d pieces from %s of %d", p.Node, k, src, t.pieces)
+		}
+	}
 	now := c.now()
 	m := t.nodes[p.Node]
 	m.held, m.updated, m.left = p.Held, now, false

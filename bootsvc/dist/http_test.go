@@ -89,3 +89,34 @@ func TestAPI(t *testing.T) {
 		t.Errorf("status = %+v", st)
 	}
 }
+
+// FuzzAPI: whatever a node posts, the coordinator answers without panicking
+// and its status stays readable.
+func FuzzAPI(f *testing.F) {
+	for _, seed := range []string{
+		`{"transfer":"img","pieces":3,"piece_size":4,"node":"a","peer_port":7000}`,
+		`{"transfer":"img","pieces":3,"piece_size":4,"node":"a","held":9,"failed":["b"],"bad":[{"peer":"a","piece":-1}]}`,
+		`{"transfer":"img","node":"a","held":-3,"from":{"@server":-1},"done":true}`,
+		`{`, `[]`, `{"node":"@server","pieces":1,"piece_size":1,"transfer":"x"}`,
+	} {
+		f.Add("join", seed)
+		f.Add("progress", seed)
+		f.Add("leave", seed)
+	}
+	c := New(Config{}, nil, nil)
+	h := NewAPI(c, anyNode{}, nil, nil).Handler()
+	f.Fuzz(func(t *testing.T, path, body string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, Prefix+path, bytes.NewReader([]byte(body))))
+		if rec.Code == 0 {
+			t.Fatal("no answer")
+		}
+		c.Status()
+	})
+}
+
+type anyNode struct{}
+
+func (anyNode) Node(_ context.Context, name string) (inventory.Node, error) {
+	return inventory.Node{Name: name}, nil
+}
