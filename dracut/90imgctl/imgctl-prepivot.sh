@@ -45,9 +45,11 @@ if [ "$IMGCTL_DIST" = tree ] && [ "${IMGCTL_SEEDFOR:-0}" -gt 0 ]; then
     cat > /run/systemd/system/imgctl-seed.service <<UNIT
 [Unit]
 Description=Serve this node's root image to peers (imgctl tree distribution)
-After=network-online.target
+# Not urgent: after the node said it booted, and at low priority.
+After=network-online.target imgctl-booted.service
 
 [Service]
+Nice=10
 ExecStart=/run/imgctl/imgctl-agent seed --file /run/initramfs/imgctl-root.img --manifest $IMGCTL_MANIFEST --coordinator $IMGCTL_COORDINATOR --node $IMGCTL_NODE --token $IMGCTL_TOKEN --peer-port ${IMGCTL_PEERPORT:-7073} --stall ${IMGCTL_STALL:-15} --for ${IMGCTL_SEEDFOR}s
 UNIT
     ln -sf ../imgctl-seed.service /run/systemd/system/multi-user.target.wants/imgctl-seed.service
