@@ -52,5 +52,9 @@ After=network-online.target imgctl-booted.service
 Nice=10
 ExecStart=/run/imgctl/imgctl-agent seed --file /run/initramfs/imgctl-root.img --manifest $IMGCTL_MANIFEST --coordinator $IMGCTL_COORDINATOR --node $IMGCTL_NODE --token $IMGCTL_TOKEN --peer-port ${IMGCTL_PEERPORT:-7073} --stall ${IMGCTL_STALL:-15} --for ${IMGCTL_SEEDFOR}s
 UNIT
-    ln -sf ../imgctl-seed.service /run/systemd/system/multi-user.target.wants/imgctl-seed.service
+    # Pulled in by the booted report (a drop-in), not by multi-user.target:
+    # that target orders itself after what it wants, and the report runs
+    # after it.
+    mkdir -p /run/systemd/system/imgctl-booted.service.d
+    printf '[Unit]\nWants=imgctl-seed.service\n' > /run/systemd/system/imgctl-booted.service.d/seed.conf
 fi
