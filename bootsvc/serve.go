@@ -18,6 +18,7 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/bootspec"
 	"github.com/imgctl/imgctl/bootsvc/config"
 	"github.com/imgctl/imgctl/bootsvc/dhcp"
+	"github.com/imgctl/imgctl/bootsvc/dist"
 	"github.com/imgctl/imgctl/bootsvc/httpboot"
 	"github.com/imgctl/imgctl/bootsvc/nfs"
 	"github.com/imgctl/imgctl/bootsvc/nodetoken"
@@ -69,7 +70,7 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 	}
 	boot := bootspec.New(bootspec.Config{
 		PublicURL: httpCfg.PublicURL, Console: httpCfg.Console, ScriptURL: cfg.DHCP.ScriptURL,
-		Loaders: cfg.DHCP.BootFiles.Loaders(),
+		Loaders: cfg.DHCP.BootFiles.Loaders(), Tree: treeConfig(cfg, httpCfg.PublicURL),
 	}, deps.Store, artifacts, roots, tokens).WithCloudInit(deps.Store)
 	if cfg.NFS.Enabled {
 		nfsSrv, err := nfs.New(cfg.NFS, nfs.Deps{StateDir: deps.StateDir, Boot: boot, Log: log})
@@ -79,12 +80,11 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		eg.Go(func() error { return nfsSrv.Run(ctx) })
 	}
 	if cfg.HTTP.Enabled {
-		dash, err := dashboard(cfg, deps.Store, artifacts, log)
-		if err != nil {
-			return err
-		}
+		coord := dist.New(cfg.Dist, log, nil)
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
-			Artifacts: artifacts, Reload: deps.Reload, Log: log, CloudInit: deps.Store, UI: dash, Registry: reg})
+			Artifacts: artifacts, Reload: deps.Reload, Log: log,
+			Mounts:     map[string]http.Handler{dist.Prefix: dist.NewAPI(coord, deps.Store, tokens, log).Handler()},
+			Collectors: []prometheus.Collector{coord.Collector()}})
 		if err != nil {
 			return err
 		}

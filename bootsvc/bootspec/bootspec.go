@@ -103,6 +103,7 @@ type Config struct {
 	Console   string  // console= argument, if any
 	ScriptURL string  // the iPXE script URL DHCP hands iPXE (iPXE expands ${net0/mac})
 	Loaders   Loaders // TFTP files for PXE firmware
+	Tree      *Tree   // the tree coordinator; nil: tree nodes are refused
 }
 
 // Resolver resolves Specs. It is safe for concurrent use.
@@ -260,6 +261,9 @@ func (r *Resolver) node(n inventory.Node, mac string, c Client) (Spec, error) {
 		}
 		spec.Root = Root{Kind: RootLive, URL: root}
 		spec.Args = append(spec.Args, "imgctl.root="+root)
+		if err := r.distribution(&spec, n); err != nil {
+			return spec, err
+		}
 	case inventory.ModeNFS:
 		if r.nfs == nil {
 			return spec, fmt.Errorf("node %s wants an NFS root but the NFS server is not configured", n.Name)
@@ -270,6 +274,9 @@ func (r *Resolver) node(n inventory.Node, mac string, c Client) (Spec, error) {
 		}
 		spec.Root = Root{Kind: RootNFS, URL: "nfs://" + host + path, NFSHost: host, NFSPath: path}
 		spec.Args = append(spec.Args, "imgctl.root="+spec.Root.URL, "root=nfs4:"+host+":"+path+":ro", "rootovl")
+		if n.Distribution == inventory.DistTree {
+			return spec, fmt.Errorf("node %s: distribution tree needs mode live (an NFS root is not copied)", n.Name)
+		}
 	default:
 		return spec, fmt.Errorf("node %s: unknown mode %q", n.Name, mode)
 	}

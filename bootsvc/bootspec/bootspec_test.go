@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/nodetoken"
@@ -34,6 +35,7 @@ func TestResolve(t *testing.T) {
 		name    string
 		node    inventory.Node // "" name: no node in the inventory
 		nfs     bool           // an NFS server is configured
+		noTree  bool           // no tree coordinator
 		client  Client
 		wantErr error // ErrNotManaged, or nil; other failures below
 		failure string
@@ -60,6 +62,20 @@ func TestResolve(t *testing.T) {
 			node:    inventory.Node{Name: "nid002", MACs: []string{"02:00:00:00:00:02"}, Settings: inventory.Settings{Image: "compute", Mode: inventory.ModeNFS}},
 			client:  Client{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}},
 			failure: "NFS server is not configured"},
+		{name: "tree",
+			node:   inventory.Node{Name: "nid004", MACs: []string{"02:00:00:00:00:04"}, Settings: inventory.Settings{Image: "compute", Distribution: inventory.DistTree}},
+			client: Client{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 4}, IP: netip.MustParseAddr("10.45.0.14")},
+			want: []string{"imgctl.mode=live", "imgctl.dist=tree", "imgctl.coordinator=http://10.45.0.1:8080/api/v1/dist/",
+				"imgctl.peerport=7073", "imgctl.stall=15", "imgctl.seedfor=600"},
+			root: Root{Kind: RootLive, URL: "http://10.45.0.1:8080/artifacts/compute/2222222222222222222222222222222222222222222222222222222222222222/rootfs.squashfs"}},
+		{name: "tree without coordinator", noTree: true,
+			node:    inventory.Node{Name: "nid004", MACs: []string{"02:00:00:00:00:04"}, Settings: inventory.Settings{Image: "compute", Distribution: inventory.DistTree}},
+			client:  Client{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 4}},
+			failure: "coordinator is not running"},
+		{name: "tree over NFS", nfs: true,
+			node:    inventory.Node{Name: "nid004", MACs: []string{"02:00:00:00:00:04"}, Settings: inventory.Settings{Image: "compute", Mode: inventory.ModeNFS, Distribution: inventory.DistTree}},
+			client:  Client{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 4}},
+			failure: "needs mode live"},
 		{name: "no image",
 			node:    inventory.Node{Name: "nid003", MACs: []string{"02:00:00:00:00:03"}},
 			client:  Client{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 3}},
@@ -79,7 +95,12 @@ func TestResolve(t *testing.T) {
 				roots = nfsRoots{}
 			}
 			tokens := nodetoken.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
-			r := New(Config{PublicURL: "http://10.45.0.1:8080/", Console: "ttyS0,115200"}, nodes, artifacts(t), roots, tokens)
+			cfg := Config{PublicURL: "http://10.45.0.1:8080/", Console: "ttyS0,115200",
+				Tree: &Tree{Coordinator: "http://10.45.0.1:8080/api/v1/dist/", PeerPort: 7073, Stall: 15 * time.Second, SeedFor: 10 * time.Minute}}
+			if tc.noTree {
+				cfg.Tree = nil
+			}
+			r := New(cfg, nodes, artifacts(t), roots, tokens)
 			spec, err := r.Resolve(ctx, tc.client)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
@@ -103,8 +124,8 @@ func TestResolve(t *testing.T) {
 					t.Errorf("cmdline lacks %q:\n%s", w, cmdline)
 				}
 			}
-			if strings.Contains(cmdline, "imgctl.dist") {
-				t.Errorf("cmdline names a distribution mode nothing implements:\n%s", cmdline)
+			if tc.node.Distribution != inventory.DistTree && strings.Contains(cmdline, "imgctl.dist") {
+				t.Errorf("cmdline of an http-distribution node names a distribution mode:\n%s", cmdline)
 			}
 			if spec.Root != tc.root {
 				t.Errorf("root = %+v, want %+v", spec.Root, tc.root)

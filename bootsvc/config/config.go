@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/imgctl/imgctl/bootsvc/dhcp"
+	"github.com/imgctl/imgctl/bootsvc/dist"
 	"github.com/imgctl/imgctl/bootsvc/httpboot"
 	"github.com/imgctl/imgctl/bootsvc/nfs"
 	"github.com/imgctl/imgctl/bootsvc/ra"
@@ -37,7 +38,9 @@ type Config struct {
 	HTTP    HTTP        `yaml:"http" json:"http"`
 	NFS     nfs.Config  `yaml:"nfs" json:"nfs"`
 	RA      ra.Config   `yaml:"ra" json:"ra"`
-	Store   Store       `yaml:"store,omitempty" json:"store,omitempty"`
+	// Dist is the tree coordinator's scheduling; it runs on the HTTP server.
+	Dist  dist.Config `yaml:"dist,omitempty" json:"dist,omitempty"`
+	Store Store       `yaml:"store,omitempty" json:"store,omitempty"`
 }
 
 // Store is the "store" section: where nodes and boot states live.
@@ -154,6 +157,7 @@ func (c Config) Validate() error {
 	if c.NFS.Enabled {
 		errs = append(errs, c.NFS.Validate())
 	}
+	errs = append(errs, c.Dist.Validate())
 	if !c.DHCP.Enabled && !c.TFTP.Enabled && !c.HTTP.Enabled && !c.NFS.Enabled {
 		errs = append(errs, errors.New("config: every server is disabled"))
 	}

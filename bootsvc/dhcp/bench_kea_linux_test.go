@@ -183,4 +183,3 @@ func startKea(t *testing.T, ctx context.Context, p *nstest.Pair, lg *dhcptest.Lo
 		}
 	}
 }
-

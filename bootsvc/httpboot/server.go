@@ -60,6 +60,10 @@ type Deps struct {
 	Registry  prometheus.Registerer // nil: a private registry
 	CloudInit CloudInitStore        // nil: no /cloud-init/ routes
 	UI        http.Handler          // served at /ui and under it (bootsvc/ui); nil: no dashboard
+	// Mounts are more handlers on this server, by mux pattern (the tree
+	// coordinator's API); their figures go in Collectors.
+	Mounts     map[string]http.Handler
+	Collectors []prometheus.Collector
 }
 
 // Server is the HTTP boot service.
@@ -104,6 +108,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.metrics, err = newMetrics(reg, deps.Store); err != nil {
 		return nil, err
 	}
+	for _, c := range deps.Collectors {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -126,6 +135,9 @@ func (s *Server) routes() http.Handler {
 	if s.deps.UI != nil {
 		mux.Handle("/ui", s.deps.UI)
 		mux.Handle("/ui/", s.deps.UI)
+	}
+	for pattern, h := range s.deps.Mounts {
+		mux.Handle(pattern, h)
 	}
 	return s.metrics.wrap(mux)
 }

@@ -136,17 +136,17 @@ func (inv *Inventory) validate() error {
 	return errors.Join(errs...)
 }
 
-// checkDistribution accepts only the distribution modes that exist: tree and
-// multicast are planned (the coordinator is not built yet), and a setting that
-// silently did nothing would let a site believe its boot storm is handled.
+// checkDistribution accepts only the distribution modes that exist:
+// multicast is planned (no sender yet), and a setting that silently did
+// nothing would let a site believe its boot storm is handled.
 func checkDistribution(d string) error {
 	switch d {
-	case "", DistHTTP:
+	case "", DistHTTP, DistTree:
 		return nil
-	case "tree", "multicast":
-		return fmt.Errorf("distribution %q: not available yet (only %q)", d, DistHTTP)
+	case "multicast":
+		return fmt.Errorf("distribution %q: not available yet (only %q or %q)", d, DistHTTP, DistTree)
 	default:
-		return fmt.Errorf("distribution %q: want %q", d, DistHTTP)
+		return fmt.Errorf("distribution %q: want %q or %q", d, DistHTTP, DistTree)
 	}
 }
 
@@ -179,6 +179,8 @@ func overlay(dst *Settings, src Settings) {
 	set(&dst.Gateway, src.Gateway)
 	set(&dst.Domain, src.Domain)
 	set(&dst.Distribution, src.Distribution)
+	set(&dst.Rack, src.Rack)
+	set(&dst.Switch, src.Switch)
 	if src.DNS != nil {
 		dst.DNS = src.DNS
 	}

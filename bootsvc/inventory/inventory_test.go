@@ -57,6 +57,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad ip", "nodes:\n  n1: {ip: 10.1}\n", "ip \"10.1\""},
 		{"unknown group", "nodes:\n  n1: {groups: [g]}\n", "unknown group"},
 		{"bad mode", "nodes:\n  n1: {mode: x}\n", "mode \"x\""},
+		{"multicast not available", "groups:\n  g: {distribution: multicast}\n", "group g: distribution \"multicast\": not available yet"},
+		{"unknown distribution", "nodes:\n  n1: {distribution: torrent}\n", "node n1: distribution \"torrent\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "nodes.yaml")
@@ -65,6 +67,30 @@ func TestLoadErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTreeAndTopologyMerge: distribution tree and the rack/switch labels
+// come from the group unless the node sets its own.
+func TestTreeAndTopologyMerge(t *testing.T) {
+	inv, err := Parse("nodes.yaml", []byte(`groups:
+  rack1: {distribution: tree, rack: r1, switch: s1}
+nodes:
+  n1: {groups: [rack1]}
+  n2: {groups: [rack1], rack: r2, distribution: http}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []Settings{{Distribution: DistTree, Rack: "r1", Switch: "s1"}, {Distribution: DistHTTP, Rack: "r2", Switch: "s1"}} {
+		name := "n1"
+		if want.Rack == "r2" {
+			name = "n2"
+		}
+		n, _ := inv.Node(name)
+		if n.Distribution != want.Distribution || n.Rack != want.Rack || n.Switch != want.Switch {
+			t.Errorf("%s = %s rack %s switch %s, want %+v", name, n.Distribution, n.Rack, n.Switch, want)
+		}
 	}
 }
 

@@ -14,9 +14,11 @@ const (
 	ModeNFS  BootMode = "nfs"  // read-only NFS root under a RAM overlay
 )
 
-// DistHTTP is the one root image distribution mode: every node fetches the
-// image from the boot service over HTTP.
-const DistHTTP = "http"
+// Root image distribution modes.
+const (
+	DistHTTP = "http" // every node fetches the image from the boot service
+	DistTree = "tree" // nodes fetch from the server or from peers (bootsvc/dist)
+)
 
 // File is the on-disk form of nodes.yaml.
 type File struct {
@@ -38,7 +40,9 @@ type Settings struct {
 	Overlays     []string          `yaml:"overlays,omitempty" json:"overlays,omitempty"`                       // extra overlay template dirs
 	SSHKeys      []string          `yaml:"ssh_authorized_keys,omitempty" json:"ssh_authorized_keys,omitempty"` // root's authorized_keys on the node
 	BMC          *BMC              `yaml:"bmc,omitempty" json:"bmc,omitempty"`                                 // BMC defaults (user, protocol)
-	Distribution string            `yaml:"distribution,omitempty" json:"distribution,omitempty"`               // http (the only mode so far)
+	Distribution string            `yaml:"distribution,omitempty" json:"distribution,omitempty"`               // http (default) | tree
+	Rack         string            `yaml:"rack,omitempty" json:"rack,omitempty"`                               // topology label: tree sources prefer the same rack
+	Switch       string            `yaml:"switch,omitempty" json:"switch,omitempty"`                           // topology label: then the same switch
 }
 
 // Group is a named set of settings nodes can join.

@@ -68,7 +68,7 @@ type Node struct {
 	Hostname    string              `json:"hostname,omitempty"`
 	Reason      string              `json:"reason,omitempty"`
 	CloudInit   string              `json:"cloud_init,omitempty"` // files fetched this boot and from where (cloudinit.go)
-	Timeline    *Timeline           `json:"timeline,omitempty"` // the last booted report's systemd timeline
+	Timeline    *Timeline           `json:"timeline,omitempty"`   // the last booted report's systemd timeline
 }
 
 // Report is what a node (or the server on its behalf) reports.

@@ -242,7 +242,8 @@ func TestPhoneHomeDigestFromManifest(t *testing.T) {
 }
 
 func TestRunUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"nope"}, {"fetch"}, {"phonehome", "--node", "x"}} {
+	for _, args := range [][]string{nil, {"nope"}, {"fetch"}, {"phonehome", "--node", "x"}, {"seed", "--file", "x"},
+		{"fetch", "--manifest", "m", "--url", "u", "--out", "o", "--dist", "tree"}, {"fetch", "--manifest", "m", "--url", "u", "--out", "o", "--dist", "torrent"}} {
 		var u usageErr
 		if err := run(context.Background(), args); !errors.As(err, &u) {
 			t.Errorf("run(%q) = %v, want a usage error", args, err)

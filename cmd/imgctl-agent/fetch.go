@@ -39,18 +39,30 @@ func runFetch(ctx context.Context, args []string) error {
 	url := fs.String("url", "", "root image URL")
 	out := fs.String("out", "", "file to write")
 	retries := fs.Int("retries", 5, "attempts per piece")
+	dist := fs.String("dist", "http", "http, or tree: fetch from the sources the coordinator names (imgctl.dist)")
+	tf := registerTreeFlags(fs)
+	linger := fs.Duration("linger", 2*time.Minute, "tree: after finishing, keep serving children still fetching for at most this long")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err.Error())
 	}
 	if *manifestURL == "" || *url == "" || *out == "" {
 		return usageErr("fetch needs --manifest, --url and --out")
 	}
+	tree, err := tf.opts(*dist, *linger)
+	if err != nil {
+		return err
+	}
 	m, err := getManifest(ctx, *manifestURL, *retries)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	if err := fetchVerifiedRetry(ctx, *url, m, *out, *retries, 2*time.Second); err != nil {
+	if tree != nil {
+		err = fetchTree(ctx, *url, m, *out, *tree, *retries, 2*time.Second)
+	} else {
+		err = fetchVerifiedRetry(ctx, *url, m, *out, *retries, 2*time.Second)
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Printf("fetched %d bytes in %.1fs, sha256 verified\n", m.Artifacts["rootfs"].Size, time.Since(start).Seconds())

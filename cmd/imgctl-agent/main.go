@@ -14,7 +14,8 @@ import (
 )
 
 const usage = `usage:
-  imgctl-agent fetch --manifest URL --url URL --out FILE [--retries N]
+  imgctl-agent fetch --manifest URL --url URL --out FILE [--retries N] [--dist tree --coordinator URL --node NAME --token T]
+  imgctl-agent seed --file FILE --manifest URL --coordinator URL --node NAME --token T [--for 10m]   serve a held root image to peers
   imgctl-agent phonehome --server URL --node NAME --token T --state STATE [--detail D] [--reason R] [--digest D | --manifest URL] [--timeline]
   imgctl-agent cmdline [--file /proc/cmdline]   print imgctl.* arguments as shell assignments`
 
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "fetch":
 		return runFetch(ctx, args[1:])
+	case "seed":
+		return runSeed(ctx, args[1:])
 	case "phonehome":
 		return runPhoneHome(ctx, args[1:])
 	case "cmdline":

@@ -21,4 +21,5 @@ var commandGroups = []func(root *cobra.Command, g *globals){
 	addConfigCommands,
 	addStoreCommands,
 	addCloudInitCommands,
+	addDistCommands,
 }

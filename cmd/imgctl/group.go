@@ -16,6 +16,7 @@ import (
 type settingsFlags struct {
 	image, mode, cmdline, netmask, gateway, domain, bmc, bmcProto, bmcUser string
 	dns, vars, unsetVars, overlays, sshKeyFiles                            []string
+	distribution, rack, switchLabel                                        string
 }
 
 func (f *settingsFlags) register(fs *pflag.FlagSet) {
@@ -33,6 +34,9 @@ func (f *settingsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.bmc, "bmc", "", "BMC address (host[:port] or URL)")
 	fs.StringVar(&f.bmcProto, "bmc-protocol", "", "BMC protocol: redfish, ipmi or auto")
 	fs.StringVar(&f.bmcUser, "bmc-user", "", "BMC user name")
+	fs.StringVar(&f.distribution, "distribution", "", "root image distribution: http (default) or tree (from peers; see imgctl dist status)")
+	fs.StringVar(&f.rack, "rack", "", "topology label: tree sources prefer nodes in the same rack")
+	fs.StringVar(&f.switchLabel, "switch", "", "topology label: then nodes on the same switch")
 }
 
 // apply writes the changed flags into s.
@@ -48,6 +52,9 @@ func (f *settingsFlags) apply(fs *pflag.FlagSet, s *inventory.Settings) error {
 	setStr("netmask", &s.Netmask, f.netmask)
 	setStr("gateway", &s.Gateway, f.gateway)
 	setStr("domain", &s.Domain, f.domain)
+	setStr("distribution", &s.Distribution, f.distribution)
+	setStr("rack", &s.Rack, f.rack)
+	setStr("switch", &s.Switch, f.switchLabel)
 	if ch("mode") {
 		if f.mode != "" && f.mode != string(inventory.ModeLive) && f.mode != string(inventory.ModeNFS) {
 			return &usageError{msg: fmt.Sprintf("--mode %q: want live or nfs", f.mode)}

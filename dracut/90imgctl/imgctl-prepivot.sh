@@ -37,3 +37,24 @@ Type=oneshot
 ExecStart=/run/imgctl/imgctl-agent phonehome --server $IMGCTL_URL --node $IMGCTL_NODE --token $IMGCTL_TOKEN --manifest $IMGCTL_MANIFEST --state booted --timeline
 UNIT
 ln -sf ../imgctl-booted.service /run/systemd/system/multi-user.target.wants/imgctl-booted.service
+
+# Tree distribution: keep serving the verified in-RAM root image (it stays at
+# /run/initramfs/imgctl-root.img, under the loop mount) to late joiners for
+# imgctl.seedfor seconds, then stop.
+if [ "$IMGCTL_DIST" = tree ] && [ "${IMGCTL_SEEDFOR:-0}" -gt 0 ]; then
+    cat > /run/systemd/system/imgctl-seed.service <<UNIT
+[Unit]
+Description=Serve this node's root image to peers (imgctl tree distribution)
+# Not urgent: after the node said it booted, and at low priority.
+After=network-online.target imgctl-booted.service
+
+[Service]
+Nice=10
+ExecStart=/run/imgctl/imgctl-agent seed --file /run/initramfs/imgctl-root.img --manifest $IMGCTL_MANIFEST --coordinator $IMGCTL_COORDINATOR --node $IMGCTL_NODE --token $IMGCTL_TOKEN --peer-port ${IMGCTL_PEERPORT:-7073} --stall ${IMGCTL_STALL:-15} --for ${IMGCTL_SEEDFOR}s
+UNIT
+    # Pulled in by the booted report (a drop-in), not by multi-user.target:
+    # that target orders itself after what it wants, and the report runs
+    # after it.
+    mkdir -p /run/systemd/system/imgctl-booted.service.d
+    printf '[Unit]\nWants=imgctl-seed.service\n' > /run/systemd/system/imgctl-booted.service.d/seed.conf
+fi

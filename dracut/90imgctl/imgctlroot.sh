@@ -17,9 +17,17 @@ phone() {
         --token "$IMGCTL_TOKEN" --manifest "$IMGCTL_MANIFEST" "$@" || warn "imgctl: phone home failed"
 }
 
+# Tree distribution: pieces come from the sources the coordinator names (the
+# server or peers), and this node serves what it holds while it receives.
+set --
+if [ "$IMGCTL_DIST" = tree ]; then
+    set -- --dist tree --coordinator "$IMGCTL_COORDINATOR" --node "$IMGCTL_NODE" --token "$IMGCTL_TOKEN" \
+        --peer-port "${IMGCTL_PEERPORT:-7073}" --stall "${IMGCTL_STALL:-15}"
+fi
+
 n=1
 while :; do
-    if out=$(imgctl-agent fetch --manifest "$IMGCTL_MANIFEST" --url "$IMGCTL_ROOT" --out "$img" 2>&1); then
+    if out=$(imgctl-agent fetch --manifest "$IMGCTL_MANIFEST" --url "$IMGCTL_ROOT" --out "$img" "$@" 2>&1); then
         break
     fi
     rm -f "$img"
