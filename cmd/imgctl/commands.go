@@ -20,4 +20,5 @@ var commandGroups = []func(root *cobra.Command, g *globals){
 	addVMCommands,
 	addConfigCommands,
 	addStoreCommands,
+	addCICommand,
 }
