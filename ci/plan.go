@@ -102,6 +102,20 @@ func plan(files []string, vars recipe.Vars) []*node {
 	for _, n := range nodes {
 		out = append(out, n)
 	}
+	// Two files of one name would build into the same image tags.
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	byName := map[string]string{}
+	for _, n := range out {
+		if n.r == nil {
+			continue
+		}
+		if other, ok := byName[n.r.Name]; ok {
+			n.err = fmt.Errorf("%s: name %s is also the name of %s (images are tagged by name)", n.path, n.r.Name, other)
+			n.r = nil
+			continue
+		}
+		byName[n.r.Name] = n.path
+	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].depth != out[j].depth {
 			return out[i].depth < out[j].depth

@@ -129,6 +129,10 @@ func (e *executor) run(ctx context.Context) *Run {
 			e.fail(res, "recipe does not load: %v", n.err)
 			culprit[n.path] = res.Name
 			continue
+		case ctx.Err() != nil:
+			res.Status, res.Reason = Skipped, "run interrupted"
+			culprit[n.path] = "(interrupted)"
+			continue
 		case n.parent != nil && culprit[n.parent.path] != "":
 			c := culprit[n.parent.path]
 			culprit[n.path] = c
@@ -139,10 +143,6 @@ func (e *executor) run(ctx context.Context) *Run {
 				res.Reason = fmt.Sprintf("parent %s was skipped: %s failed to build", n.parent.name(), c)
 			}
 			e.stepf(res.Name, "skipped: %s", res.Reason)
-			continue
-		case ctx.Err() != nil:
-			res.Status, res.Reason = Skipped, "run interrupted"
-			culprit[n.path] = "(interrupted)"
 			continue
 		}
 		if !e.build(ctx, n, res) {

@@ -18,6 +18,7 @@ packages=(
   openssh-server openssh-client
   wrk hyperfine
   postgresql
+  chromium
 )
 
 missing=()

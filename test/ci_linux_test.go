@@ -1,12 +1,15 @@
 package test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,12 +34,16 @@ import (
 func TestCINightly(t *testing.T) {
 	requireVM(t, "mmdebstrap", "mksquashfs", "docker-registry", "skopeo", "ssh")
 	bin := imgctl(t)
-	t.Run("fixtures", func(t *testing.T) {
-		bootArtifacts(t) // boot-tiny, its artifacts and the initramfs cache
-		// The passing images, built under the shared build lock so that the
-		// CI run below finds them cached (only ci-broken builds, and fails).
-		buildtest.Image(t, "test/fixtures/ci/ci-badtest.yaml")
-	})
+	// Each helper holds the shared build lock until its (sub)test ends, so
+	// each gets a subtest of its own.
+	t.Run("boot-tiny", func(t *testing.T) { bootArtifacts(t) }) // its artifacts and the initramfs cache
+	// The passing images, built under the shared build lock so that the CI
+	// run below finds them cached (only ci-broken builds, and fails).
+	t.Run("ci-fixtures", func(t *testing.T) { buildtest.Image(t, "test/fixtures/ci/ci-badtest.yaml") })
+	// The agent buildtest built into the fixtures: the same bytes, the same
+	// cache keys for imgctl ci (its path, outside the agent lock).
+	var agent string
+	t.Run("agent", func(t *testing.T) { agent = buildtest.Agent(t) })
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -54,8 +61,7 @@ func TestCINightly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	// The agent buildtest built into the fixtures: the same bytes, the same cache keys.
-	cmd.Env = append(os.Environ(), "IMGCTL_AGENT="+buildtest.Agent(t))
+	cmd.Env = append(os.Environ(), "IMGCTL_AGENT="+agent)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -124,6 +130,53 @@ func TestCINightly(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(reportDir, "logs/ci-good/console.log"))
 		t.Logf("ci-good console (tail):\n%s", tailString(string(b), 3000))
 	}
+	t.Run("interrupt", func(t *testing.T) { ciInterrupt(t, ctx, bin, agent, args[:6], reg) })
+}
+
+// ciInterrupt starts `imgctl ci --publish` on ci-good (built and flattened
+// by now) and sends SIGINT as soon as its QEMU runs: imgctl must end with
+// exit 1 soon, leaving no namespace, no QEMU and no tag in the registry.
+func ciInterrupt(t *testing.T, ctx context.Context, bin, agent string, global []string, reg string) {
+	args := append(append([]string{}, global...), "ci", "--recipes", filepath.Join(repoRoot(), "test/fixtures/ci/ci-good.yaml"),
+		"--publish", "--registry", reg+"/interrupted", "--tls-verify=false")
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "IMGCTL_AGENT="+agent)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "  console  ") { // vmboot: QEMU runs and its console speaks
+			break
+		}
+	}
+	sent := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	rest, _ := io.ReadAll(stderr)
+	log.Write(rest)
+	err = cmd.Wait()
+	t.Logf("interrupted imgctl ci ended %.1fs after SIGINT: %v\n%s", time.Since(sent).Seconds(), err, log.String())
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit %v, want 1", err)
+	}
+	prefix := fmt.Sprintf("imgvm%d", cmd.Process.Pid%100000)
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), prefix) {
+		t.Errorf("namespace %s* left behind:\n%s", prefix, out)
+	}
+	console := filepath.Join(global[5], "vm", "ci-ci-good", "console.log")
+	if out, _ := exec.Command("ps", "-eo", "pid,args").Output(); strings.Contains(string(out), console) {
+		t.Errorf("a QEMU on %s is still running:\n%s", console, out)
+	}
+	if out, err := exec.CommandContext(ctx, "skopeo", "list-tags", "--tls-verify=false", "docker://"+reg+"/interrupted/ci-good").CombinedOutput(); err == nil {
+		t.Errorf("the interrupted run published: %s", out)
+	}
 }
 
 // checkJUnit parses the JUnit XML and checks each case's status.
@@ -137,8 +190,10 @@ func checkJUnit(t *testing.T, path string) {
 		Suites []struct {
 			Name  string `xml:"name,attr"`
 			Cases []struct {
-				Name    string    `xml:"name,attr"`
-				Failure *struct{ Text string `xml:",chardata"` } `xml:"failure"`
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Text string `xml:",chardata"`
+				} `xml:"failure"`
 				Skipped *struct{} `xml:"skipped"`
 			} `xml:"testcase"`
 		} `xml:"testsuite"`
