@@ -226,6 +226,10 @@ func (e *executor) build(ctx context.Context, n *node, res *Recipe) bool {
 	if err != nil {
 		res.Build.Status, res.Build.Error = Failed, err.Error()
 		fmt.Fprintf(f, "\n%v\n", err)
+		if ctx.Err() != nil {
+			res.Build.Status, res.Status, res.Reason = Skipped, Skipped, "run interrupted during its build"
+			return false
+		}
 		e.fail(res, "build failed: %s", firstLine(err.Error()))
 		return false
 	}
@@ -264,6 +268,10 @@ func (e *executor) flatten(ctx context.Context, res *Recipe) bool {
 	if err != nil {
 		res.Flatten.Status, res.Flatten.Error = Failed, err.Error()
 		fmt.Fprintf(f, "\n%v\n", err)
+		if ctx.Err() != nil {
+			res.Flatten.Status, res.Status, res.Reason = Skipped, Skipped, "run interrupted during its flatten"
+			return false
+		}
 		e.fail(res, "flatten failed: %v", err)
 		return false
 	}

@@ -30,7 +30,7 @@ import (
 // ci-orphan, publishing to Debian's docker-registry on loopback. The run
 // must exit 1; the JUnit XML must name every case with its status; only
 // ci-good may reach the registry; the HTML report, rendered by headless
-// Chromium, must list every recipe with its status. Two QEMU boots in all.
+// Chromium, must list every recipe with its status. Two QEMU boots in all, side by side (--jobs 2).
 func TestCINightly(t *testing.T) {
 	requireVM(t, "mmdebstrap", "mksquashfs", "docker-registry", "skopeo", "ssh")
 	bin := imgctl(t)
@@ -48,7 +48,16 @@ func TestCINightly(t *testing.T) {
 		t.FailNow()
 	}
 	reg := startDockerRegistry(t)
-	state, reportDir := t.TempDir(), t.TempDir()
+	// A state directory of this test's own that outlives it: the fixtures'
+	// artifact sets are reused by digest (flattening is minutes under TCG
+	// load), and the record of the last publish gives the next run a
+	// package diff.
+	testenv.Lock(t, "ci-state")
+	state, reportDir := filepath.Join(testenv.Dir, "ci-state"), t.TempDir()
+	os.RemoveAll(filepath.Join(state, "cache"))
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// The initramfs cache of boot-tiny: ci-good has the same kernel and
 	// modules, so dracut need not run again.
 	if out, err := exec.Command("cp", "-a", filepath.Join(testenv.StateDir(t), "cache"), state).CombinedOutput(); err != nil {
@@ -57,8 +66,8 @@ func TestCINightly(t *testing.T) {
 	st := testenv.Storage(t)
 	args := []string{"--storage-root", st.GraphRoot, "--storage-runroot", st.RunRoot, "--state", state, "-o", "json",
 		"ci", "--recipes", filepath.Join(repoRoot(), "test/fixtures/ci"), "--publish", "--registry", reg + "/ci", "--tls-verify=false",
-		"--report", reportDir, "--boot-timeout", "8m", "--jobs", "1"}
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+		"--report", reportDir, "--boot-timeout", "15m", "--jobs", "2"}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "IMGCTL_AGENT="+agent)
