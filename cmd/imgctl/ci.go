@@ -87,7 +87,10 @@ an image that did not pass (tags are pushed last, after image and artifacts).`,
 			opts.Store, opts.StateDir = st, g.stateDir
 			opts.Mode, opts.Accel = inventory.BootMode(mode), accel
 			opts.States, opts.HostKeys = bs, bs
-			opts.Progress, opts.Log = g.progressWriter(), g.logger()
+			opts.Progress = g.progressWriter()
+			if g.verbose { // the packages' info lines repeat the progress lines
+				opts.Log = g.logger()
+			}
 			if opts.Publish {
 				opts.Publisher = registryClientOn(g, &rf, st)
 			}
