@@ -22,4 +22,5 @@ var commandGroups = []func(root *cobra.Command, g *globals){
 	addStoreCommands,
 	addCloudInitCommands,
 	addDistCommands,
+	addCICommand,
 }

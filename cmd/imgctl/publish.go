@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"go.podman.io/storage"
 
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/images/registry"
@@ -28,25 +29,28 @@ func (f *registryFlags) add(c *cobra.Command) {
 // registryClient opens container storage and returns a client on it; call
 // the returned close function when done.
 func registryClient(cmd *cobra.Command, g *globals, f *registryFlags) (*registry.Client, func(), error) {
-	log := g.logger()
-	st, err := cstore.Open(cmd.Context(), g.storage, log)
+	st, err := cstore.Open(cmd.Context(), g.storage, g.logger())
 	if err != nil {
 		return nil, nil, err
 	}
+	return registryClientOn(g, f, st), func() { st.Shutdown(false) }, nil
+}
+
+// registryClientOn returns a client on an open container storage.
+func registryClientOn(g *globals, f *registryFlags, st storage.Store) *registry.Client {
 	var progress io.Writer
 	if !g.quiet {
 		progress = g.stderr
 	}
-	c := registry.New(registry.Options{
+	return registry.New(registry.Options{
 		Storage:   st,
 		Artifacts: images.NewStore(g.stateDir),
 		TLSVerify: f.tlsVerify,
 		AuthFile:  f.authFile,
 		CacheDir:  filepath.Join(g.stateDir, "cache", "blob-info"),
 		Progress:  progress,
-		Log:       log,
+		Log:       g.logger(),
 	})
-	return c, func() { st.Shutdown(false) }, nil
 }
 
 func addRegistryCommands(root *cobra.Command, g *globals) {
