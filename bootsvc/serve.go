@@ -80,9 +80,13 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 		eg.Go(func() error { return nfsSrv.Run(ctx) })
 	}
 	if cfg.HTTP.Enabled {
+		dash, err := dashboard(cfg, deps.Store, artifacts, log)
+		if err != nil {
+			return err
+		}
 		coord := dist.New(cfg.Dist, log, nil)
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
-			Artifacts: artifacts, Reload: deps.Reload, Log: log,
+			Artifacts: artifacts, Reload: deps.Reload, Log: log, CloudInit: deps.Store, UI: dash, Registry: reg,
 			Mounts:     map[string]http.Handler{dist.Prefix: dist.NewAPI(coord, deps.Store, tokens, log).Handler()},
 			Collectors: []prometheus.Collector{coord.Collector()}})
 		if err != nil {

@@ -46,6 +46,7 @@ func TestServeTree(t *testing.T) {
 	cfg := config.Default()
 	cfg.DHCP.Enabled, cfg.TFTP.Enabled = false, false
 	cfg.HTTP.Listen, cfg.HTTP.PublicURL = addr, "http://"+addr
+	cfg.HTTP.AdminToken = "admin-token-for-the-serve-test"
 	errc := make(chan error, 1)
 	go func() { errc <- Serve(ctx, cfg, Deps{StateDir: state, Store: mem}) }()
 	t.Cleanup(func() { cancel(); <-errc })
@@ -113,9 +114,29 @@ func TestServeTree(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf(`imgctl_dist_pieces_held{node="nid001",transfer=%q} 1`, set.Manifest.ImageDigest),
 		fmt.Sprintf(`imgctl_dist_pieces_received_total{node="nid001",source="@server",transfer=%q} 1`, set.Manifest.ImageDigest),
+		"imgctl_http_requests_total", // httpboot's own figures on the same registry
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// Every HTTP feature Serve composes is on the one server: a route left
+	// out answers 404 instead of its own refusal.
+	for path, want := range map[string]int{
+		"/ui":                               http.StatusUnauthorized,
+		"/ui/events":                        http.StatusUnauthorized,
+		"/cloud-init/not-a-token/meta-data": http.StatusForbidden,
+		"/cloud-init/meta-data":             http.StatusForbidden,
+		"/api/v1/admin/nodes":               http.StatusUnauthorized,
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %s, want %d", path, resp.Status, want)
 		}
 	}
 }
