@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/imgctl/imgctl/ci"
+	"github.com/imgctl/imgctl/internal/output"
 )
 
 // page is what the HTML template sees.
@@ -23,7 +24,7 @@ type page struct {
 
 var funcs = template.FuncMap{
 	"secs": func(s float64) string { return fmt.Sprintf("%.1fs", s) },
-	"size": humanSize,
+	"size": output.Bytes,
 	"link": func(base, rel string) string { return filepath.ToSlash(filepath.Join(base, rel)) },
 	"short": func(s string, n int) string {
 		s = strings.TrimPrefix(s, "sha256:")
@@ -132,17 +133,4 @@ func HTML(w io.Writer, run *ci.Run, hist *History, logBase string) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

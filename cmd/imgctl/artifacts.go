@@ -93,7 +93,7 @@ func newArtifactsLsCmd(g *globals) *cobra.Command {
 			for _, e := range entries {
 				m := e.Manifest
 				rows = append(rows, []string{m.Name, shortDigest(m.ImageDigest), yesNo(e.Current), m.KernelVersion,
-					humanBytes(m.Artifacts[images.RootFS].Size), m.Created.Local().Format("2006-01-02 15:04")})
+					output.Bytes(m.Artifacts[images.RootFS].Size), m.Created.Local().Format("2006-01-02 15:04")})
 			}
 			if entries == nil {
 				entries = []images.Entry{}
@@ -200,9 +200,9 @@ func printEntry(g *globals, p *output.Printer, e *images.Entry) error {
 			m.Name, m.ImageDigest, m.ImageRef, m.KernelVersion, m.Cmdline, e.Dir, yesNo(e.Current))
 		for _, k := range []string{images.Kernel, images.Initramfs, images.RootFS} {
 			a := m.Artifacts[k]
-			fmt.Fprintf(w, "%-10s %-18s %10s  sha256:%s\n", k+":", a.File, humanBytes(a.Size), a.SHA256)
+			fmt.Fprintf(w, "%-10s %-18s %10s  sha256:%s\n", k+":", a.File, output.Bytes(a.Size), a.SHA256)
 		}
-		fmt.Fprintf(w, "root:      %s/%s, %d pieces of %s\n", m.Root.Format, m.Root.Compression, len(m.Root.Pieces), humanBytes(m.Root.PieceSize))
+		fmt.Fprintf(w, "root:      %s/%s, %d pieces of %s\n", m.Root.Format, m.Root.Compression, len(m.Root.Pieces), output.Bytes(m.Root.PieceSize))
 		return nil
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/imgctl/imgctl/bootsvc/store"
 	"github.com/imgctl/imgctl/builder/capture"
+	"github.com/imgctl/imgctl/internal/output"
 )
 
 // captureInventoryNode fills in what the inventory knows when the target is
@@ -124,7 +125,7 @@ the host name and the host key is checked against known_hosts.`,
 			}
 			return p.Value(res, func(w io.Writer) error {
 				fmt.Fprintf(w, "captured %s as %s (%s)\n", res.Host, res.Tags[0], res.ImageID[:12])
-				fmt.Fprintf(w, "files %d, streamed %s, layer %s\n", res.Files, humanBytes(res.Bytes), humanBytes(res.LayerBytes))
+				fmt.Fprintf(w, "files %d, streamed %s, layer %s\n", res.Files, output.Bytes(res.Bytes), output.Bytes(res.LayerBytes))
 				if res.Parent != "" {
 					fmt.Fprintf(w, "against %s: %d added, %d changed, %d removed, %d unchanged\n", res.Parent, res.Added, res.Changed, res.Removed, res.Unchanged)
 				}

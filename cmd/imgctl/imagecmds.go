@@ -16,6 +16,7 @@ import (
 
 	"github.com/imgctl/imgctl/builder"
 	"github.com/imgctl/imgctl/images"
+	"github.com/imgctl/imgctl/internal/output"
 )
 
 func addImageCommands(root *cobra.Command, g *globals) {
@@ -75,7 +76,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 			}
 			sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 			for _, r := range out {
-				rows = append(rows, []string{strings.Join(r.Names, ","), r.ID[:12], yesNo(r.Bootable), r.Created.Local().Format("2006-01-02 15:04"), humanBytes(r.Size)})
+				rows = append(rows, []string{strings.Join(r.Names, ","), r.ID[:12], yesNo(r.Bootable), r.Created.Local().Format("2006-01-02 15:04"), output.Bytes(r.Size)})
 			}
 			if out == nil {
 				out = []imageRow{}
@@ -225,18 +226,4 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// humanBytes formats n as B, KiB, MiB or GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
