@@ -45,19 +45,8 @@ func TestLoad200NodesThroughServe(t *testing.T) {
 	bin := imgctl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	state := t.TempDir()
-	writeSmallSet(t, ctx, state, "loadimg")
-	macs, macFile := writeMACs(t, "02:42:01", nodes)
-	if out, err := exec.Command(bin, "--state", state, "-q", "node", "add", "load[001-200]", "--mac-file", macFile,
-		"--ip", "10.42.1.[1-200]", "--netmask", "255.255.0.0", "--image", "loadimg", "--mode", "live").CombinedOutput(); err != nil {
-		t.Fatalf("node add: %v: %s", err, out)
-	}
-
-	p := nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: "ld", ServerAddr: "10.42.0.1/16", ClientAddr: "10.42.0.2/16"})
+	state, macs, p, logPath, logf := loadSite(t, ctx, bin, "ld", "02:42:01", "10.42")
 	srv, cli, sIf, cIf := p.Server, p.Client, p.ServerIf, p.ClientIf
-	logPath := filepath.Join(state, "serve.log")
-	logf, _ := os.Create(logPath)
-	defer logf.Close()
 	serve := srv.Command(context.Background(), bin, "--state", state, "serve", "--interface", sIf, "--address", "10.42.0.1", "--tftp=false")
 	serve.Stdout, serve.Stderr = logf, logf
 	if err := serve.Start(); err != nil {
@@ -291,4 +280,27 @@ func tailString(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// loadSite makes what the 200-node tests share: a state directory with the
+// small image and nodes load[001-200] (MACs from macPrefix, addresses in
+// net.1.0/16), a server/client namespace pair on net.0.1 and net.0.2, and
+// the serve log file (closed when t ends).
+func loadSite(t *testing.T, ctx context.Context, bin, nsPrefix, macPrefix, net string) (state string, macs []string, p *nstest.Pair, logPath string, logf *os.File) {
+	t.Helper()
+	state = t.TempDir()
+	writeSmallSet(t, ctx, state, "loadimg")
+	macs, macFile := writeMACs(t, macPrefix, 200)
+	if out, err := exec.Command(bin, "--state", state, "-q", "node", "add", "load[001-200]", "--mac-file", macFile,
+		"--ip", net+".1.[1-200]", "--netmask", "255.255.0.0", "--image", "loadimg", "--mode", "live").CombinedOutput(); err != nil {
+		t.Fatalf("node add: %v: %s", err, out)
+	}
+	p = nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: nsPrefix, ServerAddr: net + ".0.1/16", ClientAddr: net + ".0.2/16"})
+	logPath = filepath.Join(state, "serve.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	return state, macs, p, logPath, logf
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/dhcp/dhcptest"
 	"github.com/imgctl/imgctl/internal/browsertest"
 	"github.com/imgctl/imgctl/internal/netns"
-	"github.com/imgctl/imgctl/internal/netns/nstest"
 	"github.com/imgctl/imgctl/internal/testenv"
 )
 
@@ -45,19 +44,8 @@ func TestUIBootStormInBrowser(t *testing.T) {
 	bin := imgctl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	state := t.TempDir()
-	writeSmallSet(t, ctx, state, "loadimg")
-	macs, macFile := writeMACs(t, "02:42:17", nodes)
-	if out, err := exec.Command(bin, "--state", state, "-q", "node", "add", "load[001-200]", "--mac-file", macFile,
-		"--ip", "10.47.1.[1-200]", "--netmask", "255.255.0.0", "--image", "loadimg", "--mode", "live").CombinedOutput(); err != nil {
-		t.Fatalf("node add: %v: %s", err, out)
-	}
-	p := nstest.NewPair(t, ctx, nstest.PairConfig{Prefix: "ui", ServerAddr: "10.47.0.1/16", ClientAddr: "10.47.0.2/16"})
+	state, macs, p, logPath, logf := loadSite(t, ctx, bin, "ui", "02:42:17", "10.47")
 	srv, cli, sIf, cIf := p.Server, p.Client, p.ServerIf, p.ClientIf
-
-	logPath := filepath.Join(state, "serve.log")
-	logf, _ := os.Create(logPath)
-	defer logf.Close()
 	var serve *exec.Cmd
 	start := func() {
 		serve = srv.Command(context.Background(), bin, "--state", state, "serve", "--interface", sIf, "--address", "10.47.0.1",
