@@ -65,28 +65,14 @@ func TestLoad200NodesThroughServe(t *testing.T) {
 	// Phase 1: DHCP, 200 full exchanges, 50 in flight.
 	gen := dhcptest.New(t, cli, cIf)
 	gen.Wait = 2 * time.Second
-	leases := make([]string, nodes)
-	scripts := make([]string, nodes)
-	var fails []string
+	var fails nodeFailures
+	fail := fails.add
 	var mu sync.Mutex
-	fail := func(i int, err error) {
-		mu.Lock()
-		fails = append(fails, fmt.Sprintf("load%03d: %v", i+1, err))
-		mu.Unlock()
-	}
 	start := time.Now()
-	parallel(nodes, 50, func(i int) {
-		mac, _ := net.ParseMAC(macs[i])
-		ack, err := gen.DORA(ctx, mac, dhcpv4.WithUserClass("iPXE", false))
-		if err != nil {
-			fail(i, err)
-			return
-		}
-		leases[i], scripts[i] = ack.YourIPAddr.String(), ack.BootFileNameOption()
-	})
+	leases, scripts := dhcpStorm(ctx, gen, macs, 50, &fails)
 	dhcpWall := time.Since(start)
-	if len(fails) > 0 {
-		t.Fatalf("%d DHCP failures, first %v", len(fails), fails[:min(5, len(fails))])
+	if n, first := fails.first(); n > 0 {
+		t.Fatalf("%d DHCP failures, first %v", n, first)
 	}
 	for i, ip := range leases {
 		if want := fmt.Sprintf("10.42.1.%d", i+1); ip != want || !strings.Contains(scripts[i], "/ipxe?mac=") {
@@ -110,16 +96,7 @@ func TestLoad200NodesThroughServe(t *testing.T) {
 		c := nsClient(cli, leases[i])
 		get := func(u string) ([]byte, error) {
 			t0 := time.Now()
-			req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
-			resp, err := c.Do(req)
-			if err != nil {
-				return nil, err
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			if err == nil && resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("%s: %s", u, resp.Status)
-			}
+			b, err := fetchOK(ctx, c, u)
 			mu.Lock()
 			lat = append(lat, time.Since(t0))
 			mu.Unlock()
@@ -153,8 +130,8 @@ func TestLoad200NodesThroughServe(t *testing.T) {
 		wg.Wait()
 	})
 	httpWall := time.Since(start)
-	if len(fails) > 0 {
-		t.Fatalf("%d fetch failures, first %v", len(fails), fails[:min(5, len(fails))])
+	if n, first := fails.first(); n > 0 {
+		t.Fatalf("%d fetch failures, first %v", n, first)
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(q float64) float64 { return lat[int(q*float64(len(lat)-1))].Seconds() * 1000 }
@@ -303,4 +280,55 @@ func loadSite(t *testing.T, ctx context.Context, bin, nsPrefix, macPrefix, net s
 	}
 	t.Cleanup(func() { logf.Close() })
 	return state, macs, p, logPath, logf
+}
+
+// nodeFailures collects the errors of nodes in a parallel phase.
+type nodeFailures struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (f *nodeFailures) add(i int, err error) {
+	f.mu.Lock()
+	f.list = append(f.list, fmt.Sprintf("load%03d: %v", i+1, err))
+	f.mu.Unlock()
+}
+
+// first returns how many failed and the first five.
+func (f *nodeFailures) first() (int, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.list), f.list[:min(5, len(f.list))]
+}
+
+// dhcpStorm does a full iPXE DHCP exchange for every MAC, inFlight at a
+// time, and returns each node's leased address and boot file.
+func dhcpStorm(ctx context.Context, gen *dhcptest.Loadgen, macs []string, inFlight int, fails *nodeFailures) (leases, scripts []string) {
+	leases, scripts = make([]string, len(macs)), make([]string, len(macs))
+	parallel(len(macs), inFlight, func(i int) {
+		mac, _ := net.ParseMAC(macs[i])
+		ack, err := gen.DORA(ctx, mac, dhcpv4.WithUserClass("iPXE", false))
+		if err != nil {
+			fails.add(i, err)
+			return
+		}
+		leases[i], scripts[i] = ack.YourIPAddr.String(), ack.BootFileNameOption()
+	})
+	return leases, scripts
+}
+
+// fetchOK GETs u through c and returns the body, or an error for any status
+// but 200.
+func fetchOK(ctx context.Context, c *http.Client, u string) ([]byte, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	return b, err
 }

@@ -104,31 +104,15 @@ func TestUIBootStormInBrowser(t *testing.T) {
 	// The storm, phase by phase for all nodes at once.
 	gen := dhcptest.New(t, cli, cIf)
 	gen.Wait = 2 * time.Second
-	leases := make([]string, nodes)
-	scripts := make([]string, nodes)
-	var fails []string
-	var mu sync.Mutex
-	fail := func(i int, err error) {
-		mu.Lock()
-		fails = append(fails, fmt.Sprintf("load%03d: %v", i+1, err))
-		mu.Unlock()
-	}
+	var fails nodeFailures
+	fail := fails.add
 	check := func(phase string) {
 		t.Helper()
-		if len(fails) > 0 {
-			t.Fatalf("%s: %d failures, first %v", phase, len(fails), fails[:min(5, len(fails))])
+		if n, first := fails.first(); n > 0 {
+			t.Fatalf("%s: %d failures, first %v", phase, n, first)
 		}
 	}
-	dora := func(i int) {
-		mac, _ := net.ParseMAC(macs[i])
-		ack, err := gen.DORA(ctx, mac, dhcpv4.WithUserClass("iPXE", false))
-		if err != nil {
-			fail(i, err)
-			return
-		}
-		leases[i], scripts[i] = ack.YourIPAddr.String(), ack.BootFileNameOption()
-	}
-	parallel(nodes, 50, dora)
+	leases, scripts := dhcpStorm(ctx, gen, macs, 50, &fails)
 	check("dhcp")
 	rowIs("dhcp")
 	addLeases(t, ctx, cli, cIf, leases)
@@ -137,19 +121,7 @@ func TestUIBootStormInBrowser(t *testing.T) {
 	for i := range clients {
 		clients[i] = nsClient(cli, leases[i])
 	}
-	get := func(i int, u string) ([]byte, error) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
-		resp, err := clients[i].Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("%s: %s", u, resp.Status)
-		}
-		return b, err
-	}
+	get := func(i int, u string) ([]byte, error) { return fetchOK(ctx, clients[i], u) }
 	kernels := make([]string, nodes)
 	tokens := make([]string, nodes)
 	tokenRE := regexp.MustCompile(`imgctl\.token=(\S+)`)
@@ -258,7 +230,10 @@ func TestUIBootStormInBrowser(t *testing.T) {
 		page.wait("disconnected", `document.getElementById('conn').textContent === 'reconnecting'`)
 		start()
 		page.wait("reconnected", `document.getElementById('conn').textContent === 'live' && __ui.hellos >= 2`)
-		dora(6) // load007 reboots
+		mac, _ := net.ParseMAC(macs[6]) // load007 reboots
+		if _, err := gen.DORA(ctx, mac, dhcpv4.WithUserClass("iPXE", false)); err != nil {
+			fail(6, err)
+		}
 		check("dhcp after restart")
 		rowIs("dhcp")
 	})
