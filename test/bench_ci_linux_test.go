@@ -69,10 +69,16 @@ func TestBenchCI(t *testing.T) {
 	bin := imgctl(t)
 	var agent string
 	t.Run("agent", func(t *testing.T) { agent = buildtest.Agent(t) })
-	st := testenv.Storage(t)
-	state := t.TempDir()
+	// Its own empty storage: the first run must build every layer from
+	// nothing, as a new CI machine would, not reuse the test fixtures' layers.
+	scratch := filepath.Join(testenv.Dir, "bench-ci")
+	if err := os.RemoveAll(scratch); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(scratch) })
+	graph, run, state := filepath.Join(scratch, "storage"), filepath.Join(scratch, "run"), filepath.Join(scratch, "state")
 	recipes := []string{"layers/base.yaml", "layers/compute-base.yaml", "layers/compute-slurm.yaml"}
-	args := []string{"--storage-root", st.GraphRoot, "--storage-runroot", st.RunRoot, "--state", state, "-o", "json", "ci", "--boot-timeout", "12m"}
+	args := []string{"--storage-root", graph, "--storage-runroot", run, "--state", state, "-o", "json", "ci", "--boot-timeout", "12m"}
 	for _, r := range recipes {
 		args = append(args, "--recipes", filepath.Join(repoRoot(), r))
 	}
