@@ -88,6 +88,9 @@ func TestBenchDHCPKea(t *testing.T) {
 			figures["burst_time_ratio_vs_kea"] = ours.Seconds() / theirs.Seconds()
 		}
 	}
+	for k, v := range benchresult.Host() {
+		figures[k] = v
+	}
 	t.Logf("figures: %v", figures)
 	if err := benchresult.Write("dhcp_kea.json", figures); err != nil {
 		t.Fatal(err)
