@@ -15,6 +15,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"gopkg.in/yaml.v3"
 
 	"github.com/imgctl/imgctl/bootsvc/dhcp/dhcptest"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
@@ -173,13 +174,21 @@ func TestBenchDHCP(t *testing.T) {
 // the file backend, as imgctl serve runs it by default.
 func benchInventory(t *testing.T, ctx context.Context, dir string, n int) (*inventory.Inventory, *filestore.Store) {
 	t.Helper()
-	inv := &inventory.Inventory{}
+	// One parse validates all n (Put revalidates the whole inventory each time).
+	file := inventory.File{Nodes: map[string]*inventory.Node{}}
 	for i := 0; i < n; i++ {
-		if err := inv.Put(inventory.Node{Name: fmt.Sprintf("n%04d", i), MACs: []string{benchMAC(i).String()}, IP: benchIP(i).String()}); err != nil {
-			t.Fatal(err)
-		}
+		name := fmt.Sprintf("n%04d", i)
+		file.Nodes[name] = &inventory.Node{Name: name, MACs: []string{benchMAC(i).String()}, IP: benchIP(i).String()}
+	}
+	data, err := yaml.Marshal(&file)
+	if err != nil {
+		t.Fatal(err)
 	}
 	invPath := filepath.Join(dir, "nodes.yaml")
+	inv, err := inventory.Parse(invPath, data)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := inv.Save(invPath); err != nil {
 		t.Fatal(err)
 	}

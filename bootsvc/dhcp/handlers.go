@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -136,7 +137,9 @@ func (x *exchange) lease(s *Server) handler.Handler4 {
 				s.discovered(x.mac)
 			}
 		} else {
-			s.log.Debug("unknown MAC ignored", "mac", x.mac.String(), "xid", req.TransactionID.String())
+			if s.log.Enabled(x.ctx, slog.LevelDebug) {
+				s.log.Debug("unknown MAC ignored", "mac", x.mac.String(), "xid", req.TransactionID.String())
+			}
 			x.drop = dropUnknownMAC
 			return nil, true
 		}
@@ -304,7 +307,9 @@ func (x *exchange) finish(s *Server) handler.Handler4 {
 		switch req.MessageType() {
 		case dhcpv4.MessageTypeDiscover:
 			resp.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeOffer))
-			s.log.Debug("offer", "mac", x.mac.String(), "ip", x.ip, "node", x.node.Name, "xid", req.TransactionID.String())
+			if s.log.Enabled(x.ctx, slog.LevelDebug) { // the arguments cost allocations on every offer
+				s.log.Debug("offer", "mac", x.mac.String(), "ip", x.ip, "node", x.node.Name, "xid", req.TransactionID.String())
+			}
 		case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeInform:
 			resp.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeAck))
 			if x.node.Name != "" && s.deps.States != nil {

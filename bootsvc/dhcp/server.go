@@ -137,6 +137,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer close(recorded); s.recordLoop(ctx) }()
 	defer func() { <-recorded }()
 	s.log.Info("listening", "interface", s.cfg.Interface, "port", s.cfg.Port, "server_ip", s.serverIP, "unknown", s.cfg.Unknown)
+	if uc, ok := conn.(*net.UDPConn); ok {
+		return s.serveBatched(ctx, uc)
+	}
 	buf := make([]byte, 65536)
 	for {
 		n, peer, err := conn.ReadFrom(buf)

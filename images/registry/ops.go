@@ -184,8 +184,7 @@ func (c *Client) fetchBlobChecked(ctx context.Context, src types.ImageSource, na
 			}
 		}()
 	}
-	// Large reads: each one is a file write and a hand-off to the hashers.
-	n, err := io.CopyBuffer(io.MultiWriter(w, chk), r, make([]byte, 1<<20))
+	n, err := copyHashing(w, chk, r)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
 	}
@@ -234,4 +233,47 @@ func isNotFound(err error) bool {
 		}
 	}
 	return false
+}
+
+// copyHashing copies src to w and feeds the same bytes to hash, which runs
+// on its own goroutine a few buffers behind: hashing (the costliest step of
+// a pull) overlaps the network reads and file writes instead of adding to
+// them, and every byte is still hashed exactly once. hash must not fail
+// (a digest or piece hasher).
+func copyHashing(w, hash io.Writer, src io.Reader) (int64, error) {
+	const bufs, size = 4, 1 << 20
+	free := make(chan []byte, bufs)
+	for i := 0; i < bufs; i++ {
+		free <- make([]byte, size)
+	}
+	full := make(chan []byte, bufs)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for b := range full {
+			hash.Write(b)
+			free <- b[:cap(b)]
+		}
+	}()
+	defer func() { close(full); <-hashed }()
+	var n int64
+	for {
+		buf := <-free
+		k, rerr := src.Read(buf)
+		if k > 0 {
+			if _, err := w.Write(buf[:k]); err != nil {
+				return n, err
+			}
+			n += int64(k)
+			full <- buf[:k]
+		} else {
+			free <- buf
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
 }

@@ -3,12 +3,16 @@ package registry
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -49,8 +53,10 @@ func ParseRef(s string) (reference.Named, error) {
 }
 
 // Pull fetches the image at req.Ref into container storage and its artifact
-// set into the artifact store. Every blob is checked against its digest, the
-// set against its manifest (file sha256 and root pieces), and, with a key,
+// set into the artifact store. Every blob is checked as it arrives: against
+// its digest, the root image piece by piece against the set manifest (itself
+// checked against its digest); every file's sha256 must be the manifest's;
+// and, with a key,
 // the signature against the image, the artifact manifest and every file. A
 // set is installed only when all checks pass.
 func (c *Client) Pull(ctx context.Context, req PullRequest) (*PullResult, error) {
@@ -275,7 +281,8 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 	}
 	defer src.Close()
 	// The set's manifest comes first, so each artifact is hashed once, as it
-	// arrives, for both its registry digest and the manifest's sums.
+	// arrives: against its registry digest, the root against the manifest's
+	// pieces (pieceCheck).
 	layers := append([]v1.Descriptor(nil), am.Layers...)
 	sort.SliceStable(layers, func(i, j int) bool {
 		return layers[i].Annotations[v1.AnnotationTitle] == images.ManifestFile && layers[j].Annotations[v1.AnnotationTitle] != images.ManifestFile
@@ -300,9 +307,11 @@ func (c *Client) installSet(ctx context.Context, repo reference.Named, am *v1.Ma
 			var chk blobCheck = digestCheck{l.Digest, l.Digest.Verifier()}
 			var pc *pieceCheck
 			if kind == images.RootFS {
-				pc = newPieceCheck(ctx, l.Digest, m.Root.PieceSize)
+				if pc, err = newPieceCheck(m.Root.PieceSize, m.Root.Pieces); err != nil {
+					f.Close()
+					return &VerifyError{images.ManifestFile, err}
+				}
 				chk = pc
-				defer pc.stop()
 			}
 			err = c.fetchBlobChecked(ctx, src, file, l.Digest, l.Size, f, p, chk)
 			if cerr := f.Close(); err == nil {
@@ -396,46 +405,56 @@ func verifyFetched(ctx context.Context, e *images.Entry, sums map[string]images.
 	return errors.Join(errs...)
 }
 
-// pieceCheck hashes a root image as it streams by: its whole sha256 (which
-// is also its registry digest) and its pieces, on two goroutines.
+// pieceCheck hashes a root image as it streams by, once: each byte goes
+// into the sha256 of its piece, and the pieces must be the set manifest's.
+// The manifest itself arrived first and was checked against its registry
+// digest, and the root's registry digest was compared with the manifest's
+// sha256 before the fetch, so matching every piece proves every byte. (The
+// whole-file sha256 is not taken again here: it would hash each byte a
+// second time. Publish refuses a set whose pieces and sha256 disagree, and
+// the boot server checks both before it first serves a set.)
 type pieceCheck struct {
-	d      digest.Digest
-	pw     *io.PipeWriter
-	done   chan struct{}
-	err    error
-	whole  string
+	size   int64
+	want   []string
+	h      hash.Hash
+	n      int64 // bytes of the current piece so far
 	pieces []string
 }
 
-func newPieceCheck(ctx context.Context, d digest.Digest, pieceSize int64) *pieceCheck {
-	pr, pw := io.Pipe()
-	pc := &pieceCheck{d: d, pw: pw, done: make(chan struct{})}
-	go func() {
-		pc.pieces, pc.whole, pc.err = images.HashPieces(ctx, pr, pieceSize)
-		pr.CloseWithError(pc.err) // unblocks the writer if hashing stopped early
-		close(pc.done)
-	}()
-	return pc
+func newPieceCheck(pieceSize int64, want []string) (*pieceCheck, error) {
+	if pieceSize <= 0 {
+		return nil, fmt.Errorf("set manifest: root piece size %d", pieceSize)
+	}
+	return &pieceCheck{size: pieceSize, want: want, h: sha256.New()}, nil
 }
 
-func (pc *pieceCheck) Write(b []byte) (int, error) { return pc.pw.Write(b) }
+func (pc *pieceCheck) Write(b []byte) (int, error) {
+	total := len(b)
+	for len(b) > 0 {
+		k := int(min(int64(len(b)), pc.size-pc.n))
+		pc.h.Write(b[:k])
+		pc.n += int64(k)
+		b = b[k:]
+		if pc.n == pc.size {
+			pc.endPiece()
+		}
+	}
+	return total, nil
+}
 
+func (pc *pieceCheck) endPiece() {
+	pc.pieces = append(pc.pieces, hex.EncodeToString(pc.h.Sum(nil)))
+	pc.h.Reset()
+	pc.n = 0
+}
+
+// check closes the last piece and compares the pieces with the manifest's.
 func (pc *pieceCheck) check() error {
-	pc.pw.Close()
-	<-pc.done
-	switch {
-	case pc.err != nil:
-		return pc.err
-	case pc.d.Algorithm() != digest.SHA256 || pc.whole != pc.d.Encoded():
-		return fmt.Errorf("content does not match digest %s", pc.d)
+	if pc.n > 0 {
+		pc.endPiece()
+	}
+	if !slices.Equal(pc.pieces, pc.want) {
+		return errors.New("piece hashes differ from the manifest")
 	}
 	return nil
-}
-
-var errFetchEnded = errors.New("fetch ended")
-
-// stop ends the hashing goroutine (after a failed fetch; a no-op after check).
-func (pc *pieceCheck) stop() {
-	pc.pw.CloseWithError(errFetchEnded)
-	<-pc.done
 }
