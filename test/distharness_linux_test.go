@@ -24,7 +24,6 @@ import (
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/images/imagestest"
 	"github.com/imgctl/imgctl/internal/netns"
-	"github.com/imgctl/imgctl/internal/vm"
 )
 
 // distCase is one storm: n nodes each fetching an S-byte root image over
@@ -67,6 +66,10 @@ type storm struct {
 	killed map[string]bool
 	rate   string // tbf rate and burst of every link
 	burst  string
+	// For the fault tests (dist_faults_more_linux_test.go): where the agents
+	// write their root images, the running serve, its log.
+	out, rootURL, serveLog string
+	serve                  *serveProc
 }
 
 // benchNode is one node's namespace and its link (a: node side, b: hub side).
@@ -224,25 +227,16 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 	if stall == 0 {
 		stall = 10
 	}
-	serveCmd := srv.Command(context.Background(), bin, "--state", state, "serve", "--interface", srvDev, "--address", "10.60.0.1",
-		"--dhcp=false", "--tftp=false", "--set", "dist.fanout="+strconv.Itoa(fanout), "--set", fmt.Sprintf("dist.stall=%ds", stall))
-	srvCtx, stopSrv := context.WithCancel(context.Background())
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- vm.RunUntil(srvCtx, serveCmd, serveLog) }()
-	defer func() { stopSrv(); <-srvDone }()
+	serve := startServe(srv, []string{bin, "--state", state, "serve", "--interface", srvDev, "--address", "10.60.0.1",
+		"--dhcp=false", "--tftp=false", "--set", "dist.fanout=" + strconv.Itoa(fanout), "--set", fmt.Sprintf("dist.stall=%ds", stall)}, serveLog)
+	defer serve.close()
 
 	base := "http://10.60.0.1:8080"
 	setURL := base + "/artifacts/bench/" + images.DigestHex(set.Manifest.ImageDigest) + "/"
 	manifestURL, rootURL := setURL+images.ManifestFile, setURL+"rootfs.squashfs"
 	// Ready once the server has verified the set (the first range request).
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		if err := nodes[0].ns.Command(ctx, "curl", "-sf", "-o", "/dev/null", "-r", "0-0", rootURL).Run(); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("imgctl serve not ready:\n%s", readFile(serveLog.Name()))
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := waitReady(ctx, nodes[0].ns, rootURL, 2*time.Minute); err != nil {
+		t.Fatalf("%v:\n%s", err, readFile(serveLog.Name()))
 	}
 	tokens, err := nodetoken.LoadSecret(filepath.Join(state, "httpboot.secret"))
 	if err != nil {
@@ -267,7 +261,7 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 	defer stopAgents()
 	errs := make(chan error, len(nodes))
 	s := &storm{t: t, ctx: ctx, nodes: nodes, srv: srv, hub: hub, bin: bin, base: base, cmds: map[string]*exec.Cmd{}, killed: map[string]bool{},
-		rate: rate, burst: burst}
+		rate: rate, burst: burst, out: outDir, serve: serve, rootURL: rootURL, serveLog: serveLog.Name()}
 	for _, n := range nodes {
 		args := []string{agent, "fetch", "--manifest", manifestURL, "--url", rootURL, "--out", filepath.Join(outDir, n.name+".img")}
 		if c.mode == "tree" {
