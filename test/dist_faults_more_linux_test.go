@@ -39,8 +39,12 @@ func waitStatus(t *testing.T, s *storm, what string, cond func([]dist.NodeStatus
 
 // checkCopies: every node but skip holds a copy whose sha256 is the
 // manifest's (read from the server), received with each piece once.
-func checkCopies(t *testing.T, s *storm, r distRun, skip map[string]bool) {
+func checkCopies(t *testing.T, s *storm, skip map[string]bool) {
 	t.Helper()
+	status, err := distStatus(s.ctx, s.srv, s.bin, s.base)
+	if err != nil || len(status) == 0 {
+		t.Fatalf("dist status: %v", err)
+	}
 	out, err := s.srv.Command(s.ctx, "curl", "-sf", strings.TrimSuffix(s.rootURL, "rootfs.squashfs")+images.ManifestFile).Output()
 	if err != nil {
 		t.Fatalf("manifest: %v", err)
@@ -50,8 +54,8 @@ func checkCopies(t *testing.T, s *storm, r distRun, skip map[string]bool) {
 		t.Fatal(err)
 	}
 	want := m.Artifacts["rootfs"].SHA256
-	pieces := r.Status[0].Pieces
-	for _, n := range r.Status[0].Nodes {
+	pieces := status[0].Pieces
+	for _, n := range status[0].Nodes {
 		if skip[n.Node] {
 			continue
 		}
@@ -92,9 +96,7 @@ func TestTreeKillTenth(t *testing.T) {
 	t.Logf("without kills: T_last %.1fs (S/B %.1fs), R %.2f", base.TLast, base.Floor, base.R)
 
 	var victims []string
-	var st *storm
 	c.fault = func(s *storm) {
-		st = s
 		nodes := waitStatus(t, s, "a tenth of the nodes serve a child a third of the way", func(ns []dist.NodeStatus) bool {
 			victims = victims[:0]
 			var sum, pieces int
@@ -124,13 +126,15 @@ func TestTreeKillTenth(t *testing.T) {
 		}
 		t.Logf("killed %v; status then: %s", victims, brief(nodes))
 	}
+	c.after = func(s *storm) {
+		skip := map[string]bool{}
+		for _, v := range victims {
+			skip[v] = true
+		}
+		checkCopies(t, s, skip)
+	}
 	r := runDist(t, bin, agent, c, 1)
 	t.Logf("with %d of %d nodes killed: T_last %.1fs, R %.2f (%.0f%% over %.2f)", kills, n, r.TLast, r.R, 100*(r.R/base.R-1), base.R)
-	skip := map[string]bool{}
-	for _, v := range victims {
-		skip[v] = true
-	}
-	checkCopies(t, st, r, skip)
 	if r.R > 1.2*base.R {
 		t.Errorf("R %.2f with kills, %.2f without: grew by %.0f%%, want <= 20%%", r.R, base.R, 100*(r.R/base.R-1))
 	}
@@ -156,11 +160,9 @@ func TestTreeCorruptPeerServe(t *testing.T) {
 	bin := imgctl(t)
 	agent := buildAgent(t)
 	var parent, child string
-	var st *storm
 	// Fan-out 2: a parent receives at B and sends at B/2 to each child, so
 	// it runs ahead of them and holds pieces they do not.
 	c := distCase{mode: "tree", n: 4, mbit: 40, mib: 48, fanout: 2, stall: 3, fault: func(s *storm) {
-		st = s
 		var from, to int
 		waitStatus(t, s, "a parent two pieces ahead of its child", func(ns []dist.NodeStatus) bool {
 			held := map[string]int{}
@@ -193,10 +195,20 @@ func TestTreeCorruptPeerServe(t *testing.T) {
 		}
 		t.Logf("corrupted pieces %d-%d in %s's file (its child %s)", from, to-1, parent, child)
 	}}
+	c.after = func(s *storm) { checkNamed(t, s, parent, child) }
 	r := runDist(t, bin, agent, c, 0)
 	t.Logf("T_last %.1fs (S/B %.1fs), R %.2f", r.TLast, r.Floor, r.R)
+}
 
-	tr := r.Status[0]
+// checkNamed: parent, which served corrupted pieces, is reported by name in
+// the status, serve's log and /metrics, hands out no more pieces, and every
+// other copy is right.
+func checkNamed(t *testing.T, st *storm, parent, child string) {
+	status, err := distStatus(st.ctx, st.srv, st.bin, st.base)
+	if err != nil || len(status) == 0 {
+		t.Fatalf("dist status: %v", err)
+	}
+	tr := status[0]
 	if tr.BadPieces == 0 {
 		t.Error("no bad piece reported")
 	}
@@ -225,7 +237,7 @@ func TestTreeCorruptPeerServe(t *testing.T) {
 		t.Error("/metrics: imgctl_dist_bad_pieces_total is 0")
 	}
 	// The parent's own file is the one corrupted on purpose.
-	checkCopies(t, st, r, map[string]bool{parent: true})
+	checkCopies(t, st, map[string]bool{parent: true})
 }
 
 // TestTreeServeRestart crashes `imgctl serve` (SIGKILL) mid-transfer and
@@ -263,6 +275,7 @@ func TestTreeServeRestart(t *testing.T) {
 		after = waitStatus(t, s, "the restarted coordinator lists every node", func(ns []dist.NodeStatus) bool { return len(ns) == 5 })
 		t.Logf("serve back; status after: %s", brief(after))
 	}}
+	c.after = func(s *storm) { checkCopies(t, s, nil) }
 	r := runDist(t, bin, agent, c, 0)
 	t.Logf("T_last %.1fs (S/B %.1fs), R %.2f, peers %.0f%%", r.TLast, r.Floor, r.R, 100*r.PeerFraction)
 	log := readAll(st.serveLog)
@@ -286,7 +299,6 @@ func TestTreeServeRestart(t *testing.T) {
 	if r.PeerFraction < 0.6 {
 		t.Errorf("%.0f%% of the pieces came from peers, want most", 100*r.PeerFraction)
 	}
-	checkCopies(t, st, r, nil)
 }
 
 func readAll(path string) string {

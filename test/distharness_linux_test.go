@@ -36,6 +36,9 @@ type distCase struct {
 	stall   int // tree: seconds without bytes before a source counts as stalled; 0 = 10
 	// fault, if set, runs once the agents have started (the faults tests).
 	fault func(s *storm)
+	// after, if set, runs once every agent has exited, before the harness
+	// is torn down (serve still answers, the copies are still there).
+	after func(s *storm)
 }
 
 // distRun is what one storm measured.
@@ -306,6 +309,9 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 		c.fault(s)
 	}
 	wg.Wait()
+	if c.after != nil {
+		c.after(s)
+	}
 	close(errs)
 	for err := range errs {
 		t.Errorf("agent %v", err)
