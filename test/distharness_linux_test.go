@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -36,6 +37,12 @@ type distCase struct {
 	stall   int // tree: seconds without bytes before a source counts as stalled; 0 = 10
 	// fault, if set, runs once the agents have started (the faults tests).
 	fault func(s *storm)
+	// Another program on the nodes than the agent (the swarm baseline):
+	// setup runs before the nodes start, nodeArgs is a node's command, and
+	// doneLine the stderr line that says it holds a verified copy.
+	setup    func(s *storm)
+	nodeArgs func(s *storm, n benchNode) []string
+	doneLine string
 	// after, if set, runs once every agent has exited, before the harness
 	// is torn down (serve still answers, the copies are still there).
 	after func(s *storm)
@@ -265,11 +272,18 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 	errs := make(chan error, len(nodes))
 	s := &storm{t: t, ctx: ctx, nodes: nodes, srv: srv, hub: hub, bin: bin, base: base, cmds: map[string]*exec.Cmd{}, killed: map[string]bool{},
 		rate: rate, burst: burst, out: outDir, serve: serve, rootURL: rootURL, serveLog: serveLog.Name()}
+	if c.setup != nil {
+		c.setup(s)
+	}
+	doneLine := cmp.Or(c.doneLine, "root image verified")
 	for _, n := range nodes {
 		args := []string{agent, "fetch", "--manifest", manifestURL, "--url", rootURL, "--out", filepath.Join(outDir, n.name+".img")}
 		if c.mode == "tree" {
 			args = append(args, "--dist", "tree", "--coordinator", base+"/api/v1/dist/", "--node", n.name,
 				"--token", tokens.Make(n.name, n.mac, n.ip), "--stall", strconv.Itoa(stall), "--linger", "2m")
+		}
+		if c.nodeArgs != nil {
+			args = c.nodeArgs(s, n)
 		}
 		cmd := n.ns.Command(agentCtx, args...)
 		stderr, _ := cmd.StderrPipe()
@@ -283,7 +297,7 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 			sc := bufio.NewScanner(stderr)
 			var tail []string
 			for sc.Scan() {
-				if strings.Contains(sc.Text(), "root image verified") {
+				if strings.Contains(sc.Text(), doneLine) {
 					mu.Lock()
 					done[n.name] = time.Since(start).Seconds()
 					hwm = max(hwm, peakRSSMiB(cmd.Process.Pid)) // `ip netns exec` execs the agent: its PID
