@@ -65,6 +65,7 @@ func (a *API) handleJoin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	a.markGone(r.Context(), req)
 	src, err := a.c.Join(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
