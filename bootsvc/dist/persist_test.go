@@ -93,7 +93,7 @@ func TestResume(t *testing.T) {
 		{"keeps a live peer", "b", "b"},
 		{"keeps the server", ServerSource, ServerSource},
 		{"a bad peer is replaced", "bad", "a"},
-		{"an unknown peer is replaced", "gone", "a"},
+		{"a peer not known yet is kept", "later", "later"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := New(Config{Fanout: 4}, nil, nil)

@@ -5,13 +5,14 @@ import "net/http"
 // Resume is Join for a node that is already fetching from current and
 // finds the coordinator does not know it (the boot service restarted and
 // lost its last second, or started without its state file): the node is
-// registered as Join does, and keeps current as its source when that is
-// still a fit one (the boot server, or a live peer neither bad nor avoided),
-// so the tree is rebuilt from the nodes instead of being torn up. Otherwise
-// the answer is Join's.
+// registered as Join does, and keeps current as its source unless that is
+// known to be unfit (bad, or avoided by the node), so the tree is rebuilt
+// from the nodes instead of being torn up. A current peer not known yet is
+// kept too (its own resume is on its way): the node does fetch from it, and
+// fan-out counts go by that. Otherwise the answer is Join's.
 func (c *Coordinator) Resume(req JoinRequest, current string) (Source, error) {
 	src, err := c.Join(req)
-	if err != nil || current == "" || current == src.Peer {
+	if err != nil || current == "" || current == src.Peer || current == req.Node {
 		return src, err
 	}
 	c.mu.Lock()
@@ -26,10 +27,13 @@ func (c *Coordinator) Resume(req JoinRequest, current string) (Source, error) {
 		return Source{Peer: ServerSource}, nil
 	}
 	p := t.nodes[current]
-	if p == nil || p == m || p.url == "" || p.bad || m.avoid[current] || !c.alive(p, c.now()) {
+	if m.avoid[current] || (p != nil && p.bad) {
 		return src, nil
 	}
 	m.source = current
+	if p == nil {
+		return Source{Peer: current}, nil
+	}
 	return Source{Peer: p.name, URL: p.url}, nil
 }
 

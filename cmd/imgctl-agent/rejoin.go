@@ -43,13 +43,24 @@ func (c *coordinator) resume(ctx context.Context, h *holder) error {
 
 // lingerServe keeps serving a finished node's pieces while the coordinator
 // says children still fetch from it, until the linger bound. A coordinator
-// that does not answer (the boot service restarting) is no reason to stop:
-// children may be mid-piece; the node serves on and asks again.
+// that does not answer (the boot service restarting) is no reason to stop
+// at once: children may be mid-piece, so the node serves on and asks again,
+// for a grace long enough for a restart, not for an outage (the node's own
+// boot waits meanwhile).
 func (c *coordinator) lingerServe(ctx context.Context, h *holder, linger time.Duration) {
 	deadline := time.Now().Add(linger)
+	grace := max(4*c.o.stall, 30*time.Second)
+	var failing time.Time // when the coordinator stopped answering
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		serve, err := c.progress(ctx, h)
-		if err == nil && !serve {
+		switch {
+		case err == nil && !serve:
+			return
+		case err == nil:
+			failing = time.Time{}
+		case failing.IsZero():
+			failing = time.Now()
+		case time.Since(failing) > grace:
 			return
 		}
 		sleep(ctx, 500*time.Millisecond)
