@@ -90,8 +90,8 @@ func TestTreeCoordinatorRestart(t *testing.T) {
 	status("a", func(x dist.NodeStatus) bool { return x.Held >= 1 })
 	outB, errB := fetch("b")
 	status("b", func(x dist.NodeStatus) bool { return x.Source == "a" && x.Held >= n/2 })
-	o.set(nil) // down while a finishes, b trailing it by about a piece
-	time.Sleep(2 * time.Second) // the outage
+	o.set(nil)                               // down while a finishes, b trailing it by about a piece
+	time.Sleep(2 * time.Second)              // the outage
 	o.set(dist.New(dist.Config{}, nil, nil)) // back, empty
 	b := status("b", func(x dist.NodeStatus) bool { return x.Done })
 	status("a", func(x dist.NodeStatus) bool { return x.Done })
