@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -85,6 +86,12 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 			return err
 		}
 		coord := dist.New(cfg.Dist, log, nil)
+		distState := filepath.Join(deps.StateDir, dist.StateFile)
+		if _, err := coord.Restore(distState); err != nil {
+			// Not fatal: the agents re-join (resume) with what they hold.
+			log.Warn("tree transfers not restored", "err", err)
+		}
+		eg.Go(func() error { return coord.Persist(ctx, distState) })
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
 			Artifacts: artifacts, Reload: deps.Reload, Log: log, CloudInit: deps.Store, UI: dash, Registry: reg,
 			Mounts:     map[string]http.Handler{dist.Prefix: dist.NewAPI(coord, deps.Store, tokens, log).Handler()},

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,7 +25,6 @@ import (
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/images/imagestest"
 	"github.com/imgctl/imgctl/internal/netns"
-	"github.com/imgctl/imgctl/internal/vm"
 )
 
 // distCase is one storm: n nodes each fetching an S-byte root image over
@@ -37,6 +37,15 @@ type distCase struct {
 	stall   int // tree: seconds without bytes before a source counts as stalled; 0 = 10
 	// fault, if set, runs once the agents have started (the faults tests).
 	fault func(s *storm)
+	// Another program on the nodes than the agent (the swarm baseline):
+	// setup runs before the nodes start, nodeArgs is a node's command, and
+	// doneLine the stderr line that says it holds a verified copy.
+	setup    func(s *storm)
+	nodeArgs func(s *storm, n benchNode) []string
+	doneLine string
+	// after, if set, runs once every agent has exited, before the harness
+	// is torn down (serve still answers, the copies are still there).
+	after func(s *storm)
 }
 
 // distRun is what one storm measured.
@@ -67,6 +76,10 @@ type storm struct {
 	killed map[string]bool
 	rate   string // tbf rate and burst of every link
 	burst  string
+	// For the fault tests (dist_faults_more_linux_test.go): where the agents
+	// write their root images, the running serve, its log.
+	out, rootURL, serveLog string
+	serve                  *serveProc
 }
 
 // benchNode is one node's namespace and its link (a: node side, b: hub side).
@@ -224,25 +237,16 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 	if stall == 0 {
 		stall = 10
 	}
-	serveCmd := srv.Command(context.Background(), bin, "--state", state, "serve", "--interface", srvDev, "--address", "10.60.0.1",
-		"--dhcp=false", "--tftp=false", "--set", "dist.fanout="+strconv.Itoa(fanout), "--set", fmt.Sprintf("dist.stall=%ds", stall))
-	srvCtx, stopSrv := context.WithCancel(context.Background())
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- vm.RunUntil(srvCtx, serveCmd, serveLog) }()
-	defer func() { stopSrv(); <-srvDone }()
+	serve := startServe(srv, []string{bin, "--state", state, "serve", "--interface", srvDev, "--address", "10.60.0.1",
+		"--dhcp=false", "--tftp=false", "--set", "dist.fanout=" + strconv.Itoa(fanout), "--set", fmt.Sprintf("dist.stall=%ds", stall)}, serveLog)
+	defer serve.close()
 
 	base := "http://10.60.0.1:8080"
 	setURL := base + "/artifacts/bench/" + images.DigestHex(set.Manifest.ImageDigest) + "/"
 	manifestURL, rootURL := setURL+images.ManifestFile, setURL+"rootfs.squashfs"
 	// Ready once the server has verified the set (the first range request).
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		if err := nodes[0].ns.Command(ctx, "curl", "-sf", "-o", "/dev/null", "-r", "0-0", rootURL).Run(); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("imgctl serve not ready:\n%s", readFile(serveLog.Name()))
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := waitReady(ctx, nodes[0].ns, rootURL, 2*time.Minute); err != nil {
+		t.Fatalf("%v:\n%s", err, readFile(serveLog.Name()))
 	}
 	tokens, err := nodetoken.LoadSecret(filepath.Join(state, "httpboot.secret"))
 	if err != nil {
@@ -267,12 +271,19 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 	defer stopAgents()
 	errs := make(chan error, len(nodes))
 	s := &storm{t: t, ctx: ctx, nodes: nodes, srv: srv, hub: hub, bin: bin, base: base, cmds: map[string]*exec.Cmd{}, killed: map[string]bool{},
-		rate: rate, burst: burst}
+		rate: rate, burst: burst, out: outDir, serve: serve, rootURL: rootURL, serveLog: serveLog.Name()}
+	if c.setup != nil {
+		c.setup(s)
+	}
+	doneLine := cmp.Or(c.doneLine, "root image verified")
 	for _, n := range nodes {
 		args := []string{agent, "fetch", "--manifest", manifestURL, "--url", rootURL, "--out", filepath.Join(outDir, n.name+".img")}
 		if c.mode == "tree" {
 			args = append(args, "--dist", "tree", "--coordinator", base+"/api/v1/dist/", "--node", n.name,
 				"--token", tokens.Make(n.name, n.mac, n.ip), "--stall", strconv.Itoa(stall), "--linger", "2m")
+		}
+		if c.nodeArgs != nil {
+			args = c.nodeArgs(s, n)
 		}
 		cmd := n.ns.Command(agentCtx, args...)
 		stderr, _ := cmd.StderrPipe()
@@ -286,7 +297,7 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 			sc := bufio.NewScanner(stderr)
 			var tail []string
 			for sc.Scan() {
-				if strings.Contains(sc.Text(), "root image verified") {
+				if strings.Contains(sc.Text(), doneLine) {
 					mu.Lock()
 					done[n.name] = time.Since(start).Seconds()
 					hwm = max(hwm, peakRSSMiB(cmd.Process.Pid)) // `ip netns exec` execs the agent: its PID
@@ -312,6 +323,9 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 		c.fault(s)
 	}
 	wg.Wait()
+	if c.after != nil {
+		c.after(s)
+	}
 	close(errs)
 	for err := range errs {
 		t.Errorf("agent %v", err)

@@ -43,6 +43,7 @@ func NewAPI(c *Coordinator, nodes Nodes, tokens *nodetoken.Tokens, log *slog.Log
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+Prefix+"join", a.handleJoin)
+	mux.HandleFunc("POST "+Prefix+"resume", a.handleResume)
 	mux.HandleFunc("POST "+Prefix+"progress", a.handleProgress)
 	mux.HandleFunc("POST "+Prefix+"leave", a.handleLeave)
 	mux.HandleFunc("GET "+Prefix+"status", a.handleStatus)
@@ -60,16 +61,11 @@ func (a *API) handleJoin(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &body) {
 		return
 	}
-	n, ok := a.auth(w, r, body.Node)
+	req, ok := a.joinRequest(w, r, body)
 	if !ok {
 		return
 	}
-	req := body.JoinRequest
-	req.Topology = Topology{Rack: n.Rack, Switch: n.Switch}
-	if body.PeerPort > 0 && body.PeerPort < 65536 {
-		// The address is the request's own, never one the node claims.
-		req.PeerURL = "http://" + net.JoinHostPort(sourceIP(r), strconv.Itoa(body.PeerPort)) + "/root"
-	}
+	a.markGone(r.Context(), req)
 	src, err := a.c.Join(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -77,6 +73,22 @@ func (a *API) handleJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Debug("join", "node", req.Node, "image", req.Transfer, "held", req.Held, "source", src.Peer)
 	reply(w, src)
+}
+
+// joinRequest checks the node's token and completes its request from the
+// inventory (topology) and the request (peer URL).
+func (a *API) joinRequest(w http.ResponseWriter, r *http.Request, body joinBody) (JoinRequest, bool) {
+	n, ok := a.auth(w, r, body.Node)
+	if !ok {
+		return JoinRequest{}, false
+	}
+	req := body.JoinRequest
+	req.Topology = Topology{Rack: n.Rack, Switch: n.Switch}
+	if body.PeerPort > 0 && body.PeerPort < 65536 {
+		// The address is the request's own, never one the node claims.
+		req.PeerURL = "http://" + net.JoinHostPort(sourceIP(r), strconv.Itoa(body.PeerPort)) + "/root"
+	}
+	return req, true
 }
 
 func (a *API) handleProgress(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ type coordinator struct {
 	pieces    int
 	pieceSize int64
 	peerPort  int
+	cur       currentSource // what the fetch loop reads from (a resume keeps it)
 }
 
 type badPiece struct {
@@ -49,7 +51,11 @@ func (c *coordinator) call(ctx context.Context, path string, body, out any) erro
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("coordinator %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
+		err := fmt.Errorf("coordinator %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
+		if resp.StatusCode == http.StatusNotFound {
+			err = fmt.Errorf("%w: %w", errNotJoined, err)
+		}
+		return err
 	}
 	if out == nil {
 		return nil
@@ -71,8 +77,13 @@ func (c *coordinator) progress(ctx context.Context, h *holder) (serve bool, err 
 	var rep struct {
 		Serve bool `json:"serve"`
 	}
-	err = c.call(ctx, "progress", map[string]any{"transfer": c.transfer, "node": c.o.node, "held": held, "from": from,
-		"done": held == c.pieces}, &rep)
+	body := map[string]any{"transfer": c.transfer, "node": c.o.node, "held": held, "from": from, "done": held == c.pieces}
+	err = c.call(ctx, "progress", body, &rep)
+	if errors.Is(err, errNotJoined) {
+		if err = c.resume(ctx, h); err == nil {
+			err = c.call(ctx, "progress", body, &rep) // known again: report the counts
+		}
+	}
 	return rep.Serve, err
 }
 

@@ -90,6 +90,7 @@ func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o t
 		if name == serverSource || u == "" {
 			name, u = serverSource, rootURL
 		}
+		c.cur.set(name)
 		lastGain := time.Now()
 		for held < n {
 			if ctx.Err() != nil {
@@ -143,14 +144,7 @@ func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o t
 	fmt.Fprintf(os.Stderr, "imgctl-agent: root image verified (%d pieces)\n", n)
 	// Children trail by about a piece: keep serving while the coordinator
 	// says any still fetch from this node, within the linger bound.
-	deadline := time.Now().Add(o.linger)
-	for {
-		serve, err := c.progress(ctx, h)
-		if err != nil || !serve || time.Now().After(deadline) {
-			break
-		}
-		sleep(ctx, 500*time.Millisecond)
-	}
+	c.lingerServe(ctx, h, o.linger)
 	stopServing()
 	c.leave(context.WithoutCancel(ctx))
 	return nil
