@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -358,7 +359,18 @@ func (c *Coordinator) Report(p Progress) (ProgressReply, error) {
 		m.done, m.doneAt = true, now
 		c.log.Info("node holds a verified copy", "image", t.key, "node", m.name, "seconds", now.Sub(m.joined).Seconds())
 	}
-	return ProgressReply{Serve: c.children(t, m.name, now) > 0}, nil
+	return ProgressReply{Serve: c.children(t, m.name, now) > 0 || c.waiting(t, now)}, nil
+}
+
+// waiting says whether a live node of t waits for a source in some stripe
+// (a finished node stays: it may be the one the waiter gets).
+func (c *Coordinator) waiting(t *transfer, now time.Time) bool {
+	for _, m := range t.nodes {
+		if !m.done && c.alive(m, now) && slices.Contains(m.source, "") {
+			return true
+		}
+	}
+	return false
 }
 
 // Leave says a node stopped serving (its children re-ask).

@@ -365,7 +365,7 @@ func TestTreeStriped(t *testing.T) {
 		peers += total(n.From) - n.From[dist.ServerSource]
 	}
 	if s := r.served.Load(); s > int64(len(r.img))*13/10 {
-		t.Errorf("server sent %d bytes for a %d-byte image (peers gave %d pieces)", s, len(r.img), peers)
+		t.Errorf("server sent %d bytes for a %d-byte image (peers gave %d pieces): %+v", s, len(r.img), peers, st[0].Nodes)
 	}
 	for _, out := range outs {
 		r.checkCopy(t, out)
