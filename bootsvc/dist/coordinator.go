@@ -41,7 +41,8 @@ type transfer struct {
 	stripes   int
 	started   time.Time
 	nodes     map[string]*member
-	inner     []int // per stripe, the nodes that are inner nodes of its tree
+	inner     []int       // per stripe, the nodes that are inner nodes of its tree
+	lastInner []time.Time // per stripe, when its latest inner node joined
 	badPieces int
 }
 
@@ -65,6 +66,10 @@ type member struct {
 // before the boot server serves it that stripe (the storm's first nodes wait
 // a moment for the stripe's first inner node to join).
 const leafWait = 2 * time.Second
+
+// settle is how long no inner node of a stripe must have joined before its
+// leaves are placed.
+const settle = 200 * time.Millisecond
 
 // New returns a coordinator; now nil = time.Now (tests pass a clock).
 func New(cfg Config, log *slog.Logger, now func() time.Time) *Coordinator {
@@ -101,7 +106,7 @@ func (c *Coordinator) Join(req JoinRequest) (Source, error) {
 	t := c.transfers[req.Transfer]
 	if t == nil {
 		t = &transfer{key: req.Transfer, pieces: req.Pieces, pieceSize: req.PieceSize, stripes: stripes, started: now,
-			nodes: map[string]*member{}, inner: make([]int, stripes)}
+			nodes: map[string]*member{}, inner: make([]int, stripes), lastInner: make([]time.Time, stripes)}
 		c.transfers[req.Transfer] = t
 	} else if t.pieces != req.Pieces || t.pieceSize != req.PieceSize || t.stripes != stripes {
 		return Source{}, fmt.Errorf("join: node %s: transfer %s has %d pieces of %d bytes in %d stripes, node says %d of %d in %d",
@@ -118,6 +123,7 @@ func (c *Coordinator) Join(req JoinRequest) (Source, error) {
 			}
 		}
 		t.inner[inner]++
+		t.lastInner[inner] = now
 		m = &member{name: req.Node, joined: now, from: map[string]int{}, avoid: map[string]bool{}, inner: inner,
 			source: make([]string, stripes), stripeHeld: make([]int, stripes), waitSince: make([]time.Time, stripes)}
 		t.nodes[req.Node] = m
@@ -149,6 +155,13 @@ func (c *Coordinator) Join(req JoinRequest) (Source, error) {
 	m.source[s] = ""
 	if m.done {
 		return Source{}, nil // a seeder: it fetches nothing
+	}
+	// While a storm's nodes still join, a leaf of stripe s waits: were it
+	// to take a free slot of an inner node now, the inner nodes joining
+	// after it would hang ever deeper (a leaf and an inner node arriving in
+	// turn make a chain); once they are in, leaves fill the bottom level.
+	if t.stripes > 1 && m.inner != s && now.Sub(t.lastInner[s]) < settle && now.Sub(m.joined) < leafWait && len(req.Failed) == 0 {
+		return Source{Retry: settle / 2}, nil
 	}
 	inner, leaf := c.pick(t, m, s, now)
 	if inner != nil {
