@@ -32,6 +32,7 @@ type Coordinator struct {
 
 	mu        sync.Mutex
 	transfers map[string]*transfer
+	swept     time.Time // the last sweep
 }
 
 type transfer struct {
@@ -204,8 +205,8 @@ func (c *Coordinator) assign(m *member, s int, p *member) Source {
 func (c *Coordinator) pick(t *transfer, m *member, s int, now time.Time) (inner, leaf *member) {
 	// One pass for child counts and the source relation, so a join costs
 	// O(nodes) rather than O(nodes²) in a storm of thousands.
-	kids := map[string]int{}
-	below := map[string][]string{}
+	kids := make(map[string]int, len(t.nodes))
+	below := make(map[string][]string, len(t.nodes))
 	for _, n := range t.nodes {
 		for k, src := range n.source {
 			if src == "" {
@@ -228,7 +229,7 @@ func (c *Coordinator) pick(t *transfer, m *member, s int, now time.Time) (inner,
 			}
 		}
 	}
-	depths := map[string]int{}
+	depths := make(map[string]int, len(t.nodes))
 	ahead := func(p *member) int {
 		if p.done || p.stripeHeld[s] > m.stripeHeld[s] {
 			return 1
@@ -324,6 +325,12 @@ const forgetAfter = time.Hour
 // sweep drops transfers no node has reported to for forgetAfter, so a
 // long-running service does not keep every image it ever distributed.
 func (c *Coordinator) sweep(now time.Time) {
+	// At most once a minute: a sweep visits every node, and a storm of
+	// thousands joins (and re-asks) many times a second.
+	if now.Sub(c.swept) < time.Minute {
+		return
+	}
+	c.swept = now
 	for key, t := range c.transfers {
 		last := t.started
 		for _, m := range t.nodes {
