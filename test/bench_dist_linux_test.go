@@ -48,6 +48,8 @@ func TestBenchDist(t *testing.T) {
 		"harness": "one imgctl serve and N imgctl-agent processes, each in a network namespace on one bridge; tc tbf at B on both ends of every veth (server included; burst 10 ms of B, at least 32 KiB; latency 100 ms); root images on tmpfs. tbf counts whole Ethernet frames, so TCP payload tops out near 0.95 B: a perfect single copy has R of about 1.05",
 		"arithmetic": "With verify-before-forward, each hop of a tree delays the last node by one forwarding unit at the rate it arrives. Manifest pieces of 4 MiB: S = 64 MiB is 16 pieces; a piece-granular chain needs about k + N - 1 piece-times, a binary tree k + log2 N - 1 at B/2 per child, so R >= ~1.3 at N = 64 and ~1.75 at N = 128 even for the best schedule, and a fan-out of 2 halves every child's rate. So tree mode passes on 256 KiB sub-pieces (sha256 of each derived by the boot service after the image checked out against the manifest; every manifest piece verified again by the agent) in 2 stripes: each node is an inner node of one stripe's binary tree and a leaf of the other, forwards its stripe to 2 children at B/2 (uploading about B), and receives both stripes at B/2 each. Expected T_last ~ S/B + depth x 2 x sub/B: N = 64 (25 Mbit/s): 21.5 s + 6 x 0.17 s = 1.05 (R ~1.10 with the 0.95 framing); N = 128 (10 Mbit/s): 26.8 s + 7 x 0.42 s = 1.11 (~1.16).",
 	}
+	loadavg := func() string { b, _ := os.ReadFile("/proc/loadavg"); return strings.TrimSpace(string(b)) }
+	figures["loadavg_start"] = loadavg()
 	runs := map[string]distRun{}
 	for i, c := range cases {
 		key := fmt.Sprintf("%s_n%d", c.mode, c.n)
@@ -59,7 +61,7 @@ func TestBenchDist(t *testing.T) {
 		figures[key] = map[string]any{"nodes": c.n, "link_mbit": c.mbit, "size_mib": c.mib,
 			"t_last_s": r.TLast, "p50_s": r.P50, "s_over_b_s": r.Floor, "r": r.R,
 			"server_egress_bytes": r.Egress, "server_egress_over_s": r.EgressOverS, "peer_piece_fraction": r.PeerFraction,
-			"agent_peak_rss_mib": r.AgentHWMMiB}
+			"agent_peak_rss_mib": r.AgentHWMMiB, "loadavg_after": loadavg()}
 		t.Logf("%s: T_last %.1fs p50 %.1fs S/B %.1fs R %.2f egress/S %.2f peers %.0f%% rss %.1f MiB", key, r.TLast, r.P50, r.Floor, r.R, r.EgressOverS, 100*r.PeerFraction, r.AgentHWMMiB)
 	}
 	if h, tr := runs["http_n8"], runs["tree_n8"]; h.TLast > 0 && tr.TLast > 0 {
