@@ -34,6 +34,7 @@ type distCase struct {
 	n, mbit int
 	mib     int64
 	fanout  int // tree: dist.fanout; 0 = the coordinator's default
+	stripes int // tree: dist.stripes; 0 = the coordinator's default
 	stall   int // tree: seconds without bytes before a source counts as stalled; 0 = 10
 	// fault, if set, runs once the agents have started (the faults tests).
 	fault func(s *storm)
@@ -232,6 +233,9 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 		"--dhcp=false", "--tftp=false", "--set", fmt.Sprintf("dist.stall=%ds", stall)}
 	if c.fanout > 0 {
 		serveArgs = append(serveArgs, "--set", "dist.fanout="+strconv.Itoa(c.fanout))
+	}
+	if c.stripes > 0 {
+		serveArgs = append(serveArgs, "--set", "dist.stripes="+strconv.Itoa(c.stripes))
 	}
 	serveCmd := srv.Command(context.Background(), append([]string{bin}, serveArgs...)...)
 	srvCtx, stopSrv := context.WithCancel(context.Background())

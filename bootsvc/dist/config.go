@@ -18,7 +18,8 @@ type Config struct {
 	// Stripes is how many contiguous ranges the image is cut into, each
 	// distributed down its own tree (every node is an inner node in one
 	// stripe's tree and a leaf in the others, so trees are log_k(N) deep
-	// and every uplink is used); default 2, 1 = one pipelined tree.
+	// and every uplink is used); default 1 = one pipelined tree (with two
+	// nodes, the second takes everything from the first); 2 for storms.
 	Stripes int `yaml:"stripes,omitempty" json:"stripes,omitempty"`
 	// SubPiece is the unit nodes verify and pass on, in bytes: the boot
 	// service derives a sha256 per sub-piece from the root image after
@@ -42,7 +43,7 @@ type Config struct {
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
 	if c.Stripes == 0 {
-		c.Stripes = 2
+		c.Stripes = 1
 	}
 	if c.Fanout == 0 {
 		c.Fanout = c.Stripes

@@ -30,7 +30,10 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	d := Config{}.WithDefaults()
-	if d.Fanout != 2 || d.Stripes != 2 || d.SubPiece != 256<<10 || d.Stall != 15*time.Second || d.SeedFor != 10*time.Minute || d.PeerPort != 7073 {
+	if d.Fanout != 1 || d.Stripes != 1 || d.SubPiece != 256<<10 || d.Stall != 15*time.Second || d.SeedFor != 10*time.Minute || d.PeerPort != 7073 {
 		t.Errorf("defaults = %+v", d)
+	}
+	if d := (Config{Stripes: 2}).WithDefaults(); d.Fanout != 2 {
+		t.Errorf("fan-out with 2 stripes = %d, want 2", d.Fanout)
 	}
 }
