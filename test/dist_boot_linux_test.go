@@ -159,10 +159,12 @@ func TestTreeBootVM(t *testing.T) {
 	if n, err := st.State(context.Background(), b.name); err != nil || n.State != nodestate.Booted || n.ImageDigest != set.Manifest.ImageDigest {
 		t.Errorf("%s: state %+v (%v), want booted with digest %s", b.name, n, err, set.Manifest.ImageDigest)
 	}
-	pieces := len(set.Manifest.Root.Pieces)
 	if len(status) != 1 || len(status[0].Nodes) != 2 {
 		t.Fatalf("dist status: %+v", status)
 	}
+	// The transfer's pieces: the boot service's finer table (sub-pieces),
+	// not the manifest's 4 MiB pieces.
+	pieces := status[0].Pieces
 	t.Logf("dist status: %+v", status[0].Nodes)
 	nodes := status[0].Nodes
 	// Whichever joined second takes from the other: nodes[i].From[nodes[1-i]].

@@ -30,10 +30,11 @@ import (
 // distCase is one storm: n nodes each fetching an S-byte root image over
 // links of mbit Mbit/s.
 type distCase struct {
-	mode    string // tree | http
+	mode    string // tree | http | curl (one plain curl per node: what the links carry, without the agent)
 	n, mbit int
 	mib     int64
-	fanout  int // tree: dist.fanout
+	fanout  int // tree: dist.fanout; 0 = the coordinator's default
+	stripes int // tree: dist.stripes; 0 = the coordinator's default
 	stall   int // tree: seconds without bytes before a source counts as stalled; 0 = 10
 	// fault, if set, runs once the agents have started (the faults tests).
 	fault func(s *storm)
@@ -207,10 +208,14 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 	srvDev, _ := link(srv, 0, "10.60.0.1/16")
 
 	inv := &inventory.Inventory{}
+	invMode := c.mode
+	if invMode == "curl" {
+		invMode = "http"
+	}
 	var nodes []benchNode
 	for i := 1; i <= c.n; i++ {
 		n := benchNode{name: fmt.Sprintf("d%03d", i), mac: fmt.Sprintf("52:54:00:60:%02x:%02x", i/256, i%256), ip: fmt.Sprintf("10.60.%d.%d", i/200, 10+i%200)}
-		if err := inv.Put(inventory.Node{Name: n.name, MACs: []string{n.mac}, IP: n.ip, Settings: inventory.Settings{Image: "bench", Distribution: c.mode}}); err != nil {
+		if err := inv.Put(inventory.Node{Name: n.name, MACs: []string{n.mac}, IP: n.ip, Settings: inventory.Settings{Image: "bench", Distribution: invMode}}); err != nil {
 			t.Fatal(err)
 		}
 		n.ns = newNS(fmt.Sprintf("n%d", i))
@@ -233,12 +238,19 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 		t.Fatal(err)
 	}
 	defer serveLog.Close()
-	fanout, stall := max(c.fanout, 1), c.stall
+	stall := c.stall
 	if stall == 0 {
 		stall = 10
 	}
-	serve := startServe(srv, []string{bin, "--state", state, "serve", "--interface", srvDev, "--address", "10.60.0.1",
-		"--dhcp=false", "--tftp=false", "--set", "dist.fanout=" + strconv.Itoa(fanout), "--set", fmt.Sprintf("dist.stall=%ds", stall)}, serveLog)
+	serveArgs := []string{bin, "--state", state, "serve", "--interface", srvDev, "--address", "10.60.0.1",
+		"--dhcp=false", "--tftp=false", "--set", fmt.Sprintf("dist.stall=%ds", stall)}
+	if c.fanout > 0 {
+		serveArgs = append(serveArgs, "--set", "dist.fanout="+strconv.Itoa(c.fanout))
+	}
+	if c.stripes > 0 {
+		serveArgs = append(serveArgs, "--set", "dist.stripes="+strconv.Itoa(c.stripes))
+	}
+	serve := startServe(srv, serveArgs, serveLog)
 	defer serve.close()
 
 	base := "http://10.60.0.1:8080"
@@ -278,6 +290,9 @@ func runDist(t *testing.T, bin, agent string, c distCase, run int) distRun {
 	doneLine := cmp.Or(c.doneLine, "root image verified")
 	for _, n := range nodes {
 		args := []string{agent, "fetch", "--manifest", manifestURL, "--url", rootURL, "--out", filepath.Join(outDir, n.name+".img")}
+		if c.mode == "curl" {
+			args = []string{"curl", "-sf", "-o", filepath.Join(outDir, n.name+".img"), rootURL}
+		}
 		if c.mode == "tree" {
 			args = append(args, "--dist", "tree", "--coordinator", base+"/api/v1/dist/", "--node", n.name,
 				"--token", tokens.Make(n.name, n.mac, n.ip), "--stall", strconv.Itoa(stall), "--linger", "2m")

@@ -10,10 +10,23 @@ import (
 // coordinator schedules sources. Zero fields take the defaults of
 // WithDefaults.
 type Config struct {
-	// Fanout is how many children one node serves at once; default 1. With
-	// every link at the same rate B, a pipelined chain (fan-out 1) moves the
-	// image at B on every link, while fan-out k splits a node's uplink k ways.
+	// Fanout is how many children (one per stripe fetched from it) one node
+	// serves at once; default Stripes. With every link at the same rate B
+	// and k stripes, each node forwards its own stripe to k children at B/k
+	// each: it uploads about B in all and receives k stripes at B/k.
 	Fanout int `yaml:"fanout,omitempty" json:"fanout,omitempty"`
+	// Stripes is how many contiguous ranges the image is cut into, each
+	// distributed down its own tree (every node is an inner node in one
+	// stripe's tree and a leaf in the others, so trees are log_k(N) deep
+	// and every uplink is used); default 1 = one pipelined tree (with two
+	// nodes, the second takes everything from the first); 2 for storms.
+	Stripes int `yaml:"stripes,omitempty" json:"stripes,omitempty"`
+	// SubPiece is the unit nodes verify and pass on, in bytes: the boot
+	// service derives a sha256 per sub-piece from the root image after
+	// checking it against the manifest's pieces; each hop of a tree delays
+	// by about one sub-piece. Default 256 KiB; a power of two from 64 KiB to
+	// the manifest's piece size.
+	SubPiece int64 `yaml:"sub_piece,omitempty" json:"sub_piece,omitempty"`
 	// ServerFanout caps the nodes fetching from the boot server itself at
 	// once; 0 = no cap (the server is always the last resort).
 	ServerFanout int `yaml:"server_fanout,omitempty" json:"server_fanout,omitempty"`
@@ -29,8 +42,14 @@ type Config struct {
 
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
+	if c.Stripes == 0 {
+		c.Stripes = 1
+	}
 	if c.Fanout == 0 {
-		c.Fanout = 1
+		c.Fanout = c.Stripes
+	}
+	if c.SubPiece == 0 {
+		c.SubPiece = 256 << 10
 	}
 	if c.Stall == 0 {
 		c.Stall = 15 * time.Second
@@ -52,6 +71,12 @@ func (c Config) Validate() error {
 	}
 	if c.ServerFanout < 0 {
 		errs = append(errs, fmt.Errorf("dist.server_fanout %d: negative", c.ServerFanout))
+	}
+	if c.Stripes < 0 || c.Stripes > 16 {
+		errs = append(errs, fmt.Errorf("dist.stripes %d: want 1-16", c.Stripes))
+	}
+	if c.SubPiece != 0 && (c.SubPiece < 64<<10 || c.SubPiece&(c.SubPiece-1) != 0) {
+		errs = append(errs, fmt.Errorf("dist.sub_piece %d: want a power of two of at least 65536", c.SubPiece))
 	}
 	if c.Stall < 0 {
 		errs = append(errs, fmt.Errorf("dist.stall %s: negative", c.Stall))

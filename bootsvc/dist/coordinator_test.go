@@ -31,7 +31,7 @@ func TestScheduling(t *testing.T) {
 			{join: "a", want: ServerSource},
 			{join: "b", want: "a"},
 		}},
-		{name: "fan-out 1 builds a chain", steps: []step{
+		{name: "fan-out 1 builds a chain", cfg: Config{Fanout: 1}, steps: []step{
 			{join: "a", want: ServerSource},
 			{join: "b", want: "a"},
 			{join: "c", want: "b"},
@@ -66,7 +66,7 @@ func TestScheduling(t *testing.T) {
 			{join: "b", want: "a"},
 			{join: "a", failed: []string{ServerSource}, want: ServerSource},
 		}},
-		{name: "a dead parent's child moves up to the grandparent", steps: []step{
+		{name: "a dead parent's child moves up to the grandparent", cfg: Config{Fanout: 1}, steps: []step{
 			{join: "a", want: ServerSource},
 			{join: "b", want: "a"},
 			{join: "c", want: "b"},
@@ -220,7 +220,7 @@ func TestSweep(t *testing.T) {
 // TestStormOfThousands: 1,000 simultaneous joins with fan-out 1 build one
 // chain, each node behind the one before it (and a join stays O(nodes)).
 func TestStormOfThousands(t *testing.T) {
-	c := New(Config{}, nil, nil)
+	c := New(Config{Fanout: 1}, nil, nil)
 	prev := ServerSource
 	for i := 0; i < 1000; i++ {
 		name := fmt.Sprintf("n%04d", i)

@@ -32,6 +32,8 @@ type API struct {
 	nodes  Nodes
 	tokens *nodetoken.Tokens // nil: tokens are not checked (tests)
 	log    *slog.Logger
+	arts   Artifacts // nil: no piece tables (ServePieceTables)
+	tables *tables
 }
 
 // NewAPI serves c; tokens nil skips the token check.
@@ -47,6 +49,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST "+Prefix+"progress", a.handleProgress)
 	mux.HandleFunc("POST "+Prefix+"leave", a.handleLeave)
 	mux.HandleFunc("GET "+Prefix+"status", a.handleStatus)
+	mux.HandleFunc("GET "+Prefix+"pieces", a.handlePieces)
 	return mux
 }
 

@@ -27,7 +27,7 @@ const StateFile = "dist/transfers.json"
 const persistEvery = time.Second
 
 // savedVersion is the state file's format; another is refused, not guessed.
-const savedVersion = 1
+const savedVersion = 2
 
 type savedState struct {
 	Version   int             `json:"version"`
@@ -38,6 +38,7 @@ type savedTransfer struct {
 	Key       string        `json:"transfer"`
 	Pieces    int           `json:"pieces"`
 	PieceSize int64         `json:"piece_size"`
+	Stripes   int           `json:"stripes"`
 	Started   time.Time     `json:"started"`
 	BadPieces int           `json:"bad_pieces,omitempty"`
 	Nodes     []savedMember `json:"nodes"`
@@ -46,18 +47,20 @@ type savedTransfer struct {
 // savedMember leaves out when the node last reported: that changes with
 // every heartbeat, and a restored node gets a fresh lease anyway.
 type savedMember struct {
-	Name   string         `json:"node"`
-	Topo   Topology       `json:"topology,omitzero"`
-	URL    string         `json:"url,omitempty"`
-	Source string         `json:"source,omitempty"`
-	Held   int            `json:"held"`
-	From   map[string]int `json:"from,omitempty"`
-	Joined time.Time      `json:"joined"`
-	DoneAt time.Time      `json:"done_at,omitzero"`
-	Done   bool           `json:"done,omitempty"`
-	Bad    bool           `json:"bad,omitempty"`
-	Left   bool           `json:"left,omitempty"`
-	Avoid  []string       `json:"avoid,omitempty"`
+	Name       string         `json:"node"`
+	Topo       Topology       `json:"topology,omitzero"`
+	URL        string         `json:"url,omitempty"`
+	Inner      int            `json:"inner"`   // the stripe this node is an inner node of
+	Sources    []string       `json:"sources"` // per stripe
+	StripeHeld []int          `json:"stripe_held"`
+	Held       int            `json:"held"`
+	From       map[string]int `json:"from,omitempty"`
+	Joined     time.Time      `json:"joined"`
+	DoneAt     time.Time      `json:"done_at,omitzero"`
+	Done       bool           `json:"done,omitempty"`
+	Bad        bool           `json:"bad,omitempty"`
+	Left       bool           `json:"left,omitempty"`
+	Avoid      []string       `json:"avoid,omitempty"`
 }
 
 // snapshot is every transfer in the saved form, in a stable order (so an
@@ -68,10 +71,11 @@ func (c *Coordinator) snapshot() savedState {
 	st := savedState{Version: savedVersion}
 	for _, key := range slices.Sorted(maps.Keys(c.transfers)) {
 		t := c.transfers[key]
-		st2 := savedTransfer{Key: key, Pieces: t.pieces, PieceSize: t.pieceSize, Started: t.started, BadPieces: t.badPieces}
+		st2 := savedTransfer{Key: key, Pieces: t.pieces, PieceSize: t.pieceSize, Stripes: t.stripes, Started: t.started, BadPieces: t.badPieces}
 		for _, name := range slices.Sorted(maps.Keys(t.nodes)) {
 			m := t.nodes[name]
-			st2.Nodes = append(st2.Nodes, savedMember{Name: m.name, Topo: m.topo, URL: m.url, Source: m.source, Held: m.held,
+			st2.Nodes = append(st2.Nodes, savedMember{Name: m.name, Topo: m.topo, URL: m.url, Inner: m.inner,
+				Sources: slices.Clone(m.source), StripeHeld: slices.Clone(m.stripeHeld), Held: m.held,
 				From: maps.Clone(m.from), Joined: m.joined, DoneAt: m.doneAt, Done: m.done, Bad: m.bad, Left: m.left,
 				Avoid: slices.Sorted(maps.Keys(m.avoid))})
 		}
@@ -105,16 +109,22 @@ func (c *Coordinator) Restore(path string) (int, error) {
 	nodes := 0
 	loaded := map[string]*transfer{} // all or nothing
 	for _, s := range st.Transfers {
-		if s.Key == "" || s.Pieces <= 0 || s.PieceSize <= 0 {
-			return 0, fmt.Errorf("dist state %s: transfer %q: no pieces", path, s.Key)
+		if s.Key == "" || s.Pieces <= 0 || s.PieceSize <= 0 || s.Stripes < 1 || s.Stripes > s.Pieces {
+			return 0, fmt.Errorf("dist state %s: transfer %q: %d pieces in %d stripes", path, s.Key, s.Pieces, s.Stripes)
 		}
-		t := &transfer{key: s.Key, pieces: s.Pieces, pieceSize: s.PieceSize, started: s.Started, badPieces: s.BadPieces,
-			nodes: map[string]*member{}}
+		t := &transfer{key: s.Key, pieces: s.Pieces, pieceSize: s.PieceSize, stripes: s.Stripes, started: s.Started, badPieces: s.BadPieces,
+			nodes: map[string]*member{}, inner: make([]int, s.Stripes), lastInner: make([]time.Time, s.Stripes)}
 		for _, sm := range s.Nodes {
 			if sm.Name == "" || sm.Held < 0 || sm.Held > s.Pieces {
 				return 0, fmt.Errorf("dist state %s: transfer %s: node %q holds %d of %d pieces", path, s.Key, sm.Name, sm.Held, s.Pieces)
 			}
-			m := &member{name: sm.Name, topo: sm.Topo, url: sm.URL, source: sm.Source, held: sm.Held, from: sm.From,
+			if sm.Inner < 0 || sm.Inner >= s.Stripes || len(sm.Sources) != s.Stripes || len(sm.StripeHeld) != s.Stripes {
+				return 0, fmt.Errorf("dist state %s: transfer %s: node %q: inner stripe %d, %d sources and %d stripe counts for %d stripes",
+					path, s.Key, sm.Name, sm.Inner, len(sm.Sources), len(sm.StripeHeld), s.Stripes)
+			}
+			t.inner[sm.Inner]++
+			m := &member{name: sm.Name, topo: sm.Topo, url: sm.URL, inner: sm.Inner, source: sm.Sources, stripeHeld: sm.StripeHeld,
+				waitSince: make([]time.Time, s.Stripes), held: sm.Held, from: sm.From,
 				joined: sm.Joined, updated: now, doneAt: sm.DoneAt, done: sm.Done, bad: sm.Bad, left: sm.Left, avoid: map[string]bool{}}
 			if m.from == nil {
 				m.from = map[string]int{}

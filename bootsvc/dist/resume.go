@@ -1,8 +1,12 @@
 package dist
 
-import "net/http"
+import (
+	"net/http"
+	"time"
+)
 
-// Resume is Join for a node that is already fetching from current and
+// Resume is Join for a node that is already fetching stripe req.Stripe
+// from current and
 // finds the coordinator does not know it (the boot service restarted and
 // lost its last second, or started without its state file): the node is
 // registered as Join does, and keeps current as its source unless that is
@@ -22,15 +26,16 @@ func (c *Coordinator) Resume(req JoinRequest, current string) (Source, error) {
 	if m == nil || m.done {
 		return src, nil
 	}
+	s := req.Stripe // Join checked it
 	if current == ServerSource {
-		m.source = current
+		m.source[s], m.waitSince[s] = current, time.Time{}
 		return Source{Peer: ServerSource}, nil
 	}
 	p := t.nodes[current]
 	if m.avoid[current] || (p != nil && p.bad) {
 		return src, nil
 	}
-	m.source = current
+	m.source[s], m.waitSince[s] = current, time.Time{}
 	if p == nil {
 		return Source{Peer: current}, nil
 	}

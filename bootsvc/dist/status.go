@@ -14,19 +14,23 @@ type TransferStatus struct {
 	Pieces    int          `json:"pieces"`
 	PieceSize int64        `json:"piece_size"`
 	Started   time.Time    `json:"started"`
+	Stripes   int          `json:"stripes"`
 	BadPieces int          `json:"bad_pieces"` // verification failures reported
 	Nodes     []NodeStatus `json:"nodes"`
 }
 
 // NodeStatus is one node of a transfer.
 type NodeStatus struct {
-	Node   string         `json:"node"`
-	Source string         `json:"source,omitempty"` // ServerSource, a peer, or "" (waiting)
-	Held   int            `json:"held"`
-	From   map[string]int `json:"from,omitempty"` // pieces received per source
-	Done   bool           `json:"done"`
-	Alive  bool           `json:"alive"`
-	Bad    bool           `json:"bad,omitempty"` // sent a piece that failed verification
+	Node   string `json:"node"`
+	Source string `json:"source,omitempty"` // ServerSource, a peer, or "" (waiting); of stripe 0
+	// Sources is the source of every stripe, in stripe order (striped
+	// transfers only).
+	Sources []string       `json:"sources,omitempty"`
+	Held    int            `json:"held"`
+	From    map[string]int `json:"from,omitempty"` // pieces received per source
+	Done    bool           `json:"done"`
+	Alive   bool           `json:"alive"`
+	Bad     bool           `json:"bad,omitempty"` // sent a piece that failed verification
 	// Rate is the node's mean receive rate in bytes per second since it
 	// joined (until it finished).
 	Rate    float64 `json:"rate_bytes_per_second"`
@@ -41,14 +45,17 @@ func (c *Coordinator) Status() []TransferStatus {
 	var out []TransferStatus
 	for _, key := range slices.Sorted(maps.Keys(c.transfers)) {
 		t := c.transfers[key]
-		ts := TransferStatus{Transfer: key, Pieces: t.pieces, PieceSize: t.pieceSize, Started: t.started, BadPieces: t.badPieces}
+		ts := TransferStatus{Transfer: key, Pieces: t.pieces, PieceSize: t.pieceSize, Started: t.started, Stripes: t.stripes, BadPieces: t.badPieces}
 		for _, m := range t.nodes {
 			end := now
 			if m.done && !m.doneAt.IsZero() {
 				end = m.doneAt
 			}
-			ns := NodeStatus{Node: m.name, Source: m.source, Held: m.held, From: maps.Clone(m.from), Done: m.done,
+			ns := NodeStatus{Node: m.name, Source: m.source[0], Held: m.held, From: maps.Clone(m.from), Done: m.done,
 				Alive: c.alive(m, now), Bad: m.bad, Seconds: end.Sub(m.joined).Seconds()}
+			if t.stripes > 1 {
+				ns.Sources = slices.Clone(m.source)
+			}
 			if received := sum(m.from); ns.Seconds > 0 {
 				ns.Rate = float64(int64(received)*t.pieceSize) / ns.Seconds
 			}

@@ -22,13 +22,20 @@ type BadPiece struct {
 // JoinRequest is a node asking for a source: when it starts, and again
 // whenever its source failed (Failed) or sent a bad piece (Bad).
 type JoinRequest struct {
-	Transfer  string     `json:"transfer"`   // the image digest
-	Pieces    int        `json:"pieces"`     // pieces in the root image (from the manifest)
-	PieceSize int64      `json:"piece_size"` // bytes per piece
-	Node      string     `json:"node"`
-	Held      int        `json:"held"`             // pieces [0, Held) verified; the next fetch starts at Held
-	Failed    []string   `json:"failed,omitempty"` // sources that died or stalled
-	Bad       []BadPiece `json:"bad,omitempty"`
+	Transfer  string `json:"transfer"`   // the image digest
+	Pieces    int    `json:"pieces"`     // pieces in the root image (from the manifest)
+	PieceSize int64  `json:"piece_size"` // bytes per piece
+	Node      string `json:"node"`
+	Held      int    `json:"held"` // pieces verified in all (pieces [0, Held) with one stripe)
+	// Striped transfers: the image is cut into Stripes contiguous ranges
+	// and a node fetches each from its own source; this request is for
+	// Stripe, of which the node holds StripeHeld pieces from its start
+	// (the next fetch starts there). Stripes 0 or 1: one stripe, Held.
+	Stripes    int        `json:"stripes,omitempty"`
+	Stripe     int        `json:"stripe,omitempty"`
+	StripeHeld int        `json:"stripe_held,omitempty"`
+	Failed     []string   `json:"failed,omitempty"` // sources that died or stalled
+	Bad        []BadPiece `json:"bad,omitempty"`
 	// Set by the HTTP layer from the inventory and the request, never by
 	// the node: where the node sits and where it serves pieces.
 	Topology Topology `json:"-"`
@@ -47,11 +54,14 @@ type Source struct {
 // Progress is a node's report of what it holds, sent after pieces arrive
 // and as a heartbeat while it serves.
 type Progress struct {
-	Transfer string         `json:"transfer"`
-	Node     string         `json:"node"`
-	Held     int            `json:"held"`
-	From     map[string]int `json:"from,omitempty"` // pieces received per source, totals
-	Done     bool           `json:"done,omitempty"` // holds the whole image, verified
+	Transfer string `json:"transfer"`
+	Node     string `json:"node"`
+	Held     int    `json:"held"`
+	// StripeHeld is, per stripe, the pieces held from the stripe's start
+	// (striped transfers; nil with one stripe).
+	StripeHeld []int          `json:"stripe_held,omitempty"`
+	From       map[string]int `json:"from,omitempty"` // pieces received per source, totals
+	Done       bool           `json:"done,omitempty"` // holds the whole image, verified
 }
 
 // ProgressReply tells a node whether children still fetch from it (a node

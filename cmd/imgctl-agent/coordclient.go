@@ -20,7 +20,8 @@ type coordinator struct {
 	pieces    int
 	pieceSize int64
 	peerPort  int
-	cur       currentSource // what the fetch loop reads from (a resume keeps it)
+	stripes   [][2]int       // pieces [a, b) of each stripe
+	cur       currentSources // per stripe, what the fetch loop reads from (a resume keeps it)
 }
 
 type badPiece struct {
@@ -63,9 +64,13 @@ func (c *coordinator) call(ctx context.Context, path string, body, out any) erro
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func (c *coordinator) join(ctx context.Context, held int, failed []string, bad []badPiece) (source, error) {
+// join asks for stripe's source; the node holds stripeHeld pieces from the
+// stripe's start.
+func (c *coordinator) join(ctx context.Context, h *holder, stripe, stripeHeld int, failed []string, bad []badPiece) (source, error) {
 	var s source
+	held, _ := h.state()
 	err := c.call(ctx, "join", map[string]any{"transfer": c.transfer, "pieces": c.pieces, "piece_size": c.pieceSize,
+		"stripes": len(c.stripes), "stripe": stripe, "stripe_held": stripeHeld,
 		"node": c.o.node, "held": held, "failed": failed, "bad": bad, "peer_port": c.peerPort}, &s)
 	return s, err
 }
@@ -78,6 +83,13 @@ func (c *coordinator) progress(ctx context.Context, h *holder) (serve bool, err 
 		Serve bool `json:"serve"`
 	}
 	body := map[string]any{"transfer": c.transfer, "node": c.o.node, "held": held, "from": from, "done": held == c.pieces}
+	if len(c.stripes) > 1 {
+		sh := make([]int, len(c.stripes))
+		for s, r := range c.stripes {
+			sh[s] = h.run(r[0], r[1])
+		}
+		body["stripe_held"] = sh
+	}
 	err = c.call(ctx, "progress", body, &rep)
 	if errors.Is(err, errNotJoined) {
 		if err = c.resume(ctx, h); err == nil {
@@ -109,4 +121,24 @@ func (c *coordinator) reporter(ctx context.Context, h *holder) chan<- struct{} {
 		}
 	}()
 	return kick
+}
+
+// getJSON GETs u and decodes its JSON body into out.
+func getJSON(ctx context.Context, u string, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }

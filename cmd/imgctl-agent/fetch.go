@@ -16,6 +16,7 @@ import (
 // manifest is the part of images.Manifest the agent needs (the agent stays
 // free of imgctl's other packages to remain small and static).
 type manifest struct {
+	Name        string `json:"name"`
 	ImageDigest string `json:"image_digest"`
 	Artifacts   map[string]struct {
 		Size   int64  `json:"size"`

@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-// holder is the root image file being received and what of it is verified:
-// pieces [0, held). Peers are served only verified bytes. Safe for
-// concurrent use.
+// holder is the root image file being received and which of its pieces
+// are verified. Peers are served only verified bytes. Safe for concurrent
+// use.
 type holder struct {
 	f         *os.File
 	size      int64
@@ -22,26 +22,59 @@ type holder struct {
 	pieces    int
 
 	mu      sync.Mutex
+	have    []bool
 	held    int
 	from    map[string]int // pieces received per source
-	changed chan struct{}  // closed and replaced when held grows
+	changed chan struct{}  // closed and replaced when a piece is added
 }
 
+// newHolder: pieces [0, held) are verified already.
 func newHolder(f *os.File, size, pieceSize int64, pieces, held int) *holder {
-	return &holder{f: f, size: size, pieceSize: pieceSize, pieces: pieces, held: held, from: map[string]int{}, changed: make(chan struct{})}
+	h := &holder{f: f, size: size, pieceSize: pieceSize, pieces: pieces, held: held, have: make([]bool, pieces),
+		from: map[string]int{}, changed: make(chan struct{})}
+	for i := range held {
+		h.have[i] = true
+	}
+	return h
 }
 
-// add marks the next piece verified, received from source.
+// add marks the first piece not yet held verified, received from source
+// (one stripe: pieces arrive in order).
 func (h *holder) add(source string) {
 	h.mu.Lock()
-	h.held++
-	h.from[source]++
+	i := 0
+	for i < h.pieces && h.have[i] {
+		i++
+	}
+	h.mu.Unlock()
+	h.addPiece(i, source)
+}
+
+// addPiece marks piece i verified, received from source.
+func (h *holder) addPiece(i int, source string) {
+	h.mu.Lock()
+	if i < h.pieces && !h.have[i] {
+		h.have[i] = true
+		h.held++
+		h.from[source]++
+	}
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.mu.Unlock()
 }
 
-// state returns what is held and a copy of the per-source counts.
+// run returns how many pieces are held from piece a on, up to b.
+func (h *holder) run(a, b int) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for a+n < b && h.have[a+n] {
+		n++
+	}
+	return n
+}
+
+// state returns how many pieces are held and a copy of the per-source counts.
 func (h *holder) state() (int, map[string]int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -58,9 +91,9 @@ func (h *holder) waitFor(ctx context.Context, piece int, d time.Duration) bool {
 	defer timer.Stop()
 	for {
 		h.mu.Lock()
-		held, ch := h.held, h.changed
+		has, ch := h.have[piece], h.changed
 		h.mu.Unlock()
-		if held > piece {
+		if has {
 			return true
 		}
 		select {
@@ -73,9 +106,12 @@ func (h *holder) waitFor(ctx context.Context, piece int, d time.Duration) bool {
 	}
 }
 
-// handler serves GET /root with one byte range; a range reaching into
-// pieces not yet verified waits up to wait for them (that is the pipeline: a
-// child asks for the piece its parent is receiving), then gets 503.
+// handler serves GET /root with one byte range, streamed piece by piece: a
+// piece not verified yet is waited for up to wait (that is the pipeline: a
+// child asks for the whole rest of a stripe and gets each piece as soon as
+// its parent verified it). A first piece that does not come in time gets
+// 503; a later one ends the response early, and the child asks again from
+// where it stopped.
 func (h *holder) handler(wait time.Duration) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /root", func(w http.ResponseWriter, r *http.Request) {
@@ -84,14 +120,28 @@ func (h *holder) handler(wait time.Duration) http.Handler {
 			http.Error(w, err.Error(), http.StatusRequestedRangeNotSatisfiable)
 			return
 		}
-		if !h.waitFor(r.Context(), int(to/h.pieceSize), wait) {
+		if !h.waitFor(r.Context(), int(from/h.pieceSize), wait) {
 			http.Error(w, "piece not held yet", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, to, h.size))
 		w.Header().Set("Content-Length", strconv.FormatInt(to-from+1, 10))
 		w.WriteHeader(http.StatusPartialContent)
-		io.Copy(w, io.NewSectionReader(h.f, from, to-from+1))
+		flusher, _ := w.(http.Flusher)
+		for off := from; off <= to; {
+			p := off / h.pieceSize
+			if !h.waitFor(r.Context(), int(p), wait) {
+				return // a short body: the child re-asks
+			}
+			end := min(to, (p+1)*h.pieceSize-1)
+			if _, err := io.Copy(w, io.NewSectionReader(h.f, off, end-off+1)); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+			off = end + 1
+		}
 	})
 	return mux
 }

@@ -11,34 +11,48 @@ import (
 // boot service restarted without (the latest of) its saved state.
 var errNotJoined = errors.New("coordinator does not know this node")
 
-// currentSource is the source the fetch loop reads from now, for a resume.
-type currentSource struct {
-	mu   sync.Mutex
-	name string
+// currentSources is, per stripe, the source the fetch loop reads from
+// now, for a resume.
+type currentSources struct {
+	mu    sync.Mutex
+	names map[int]string
 }
 
-func (s *currentSource) set(name string) {
+func (s *currentSources) set(stripe int, name string) {
 	s.mu.Lock()
-	s.name = name
+	if s.names == nil {
+		s.names = map[int]string{}
+	}
+	s.names[stripe] = name
 	s.mu.Unlock()
 }
 
-func (s *currentSource) get() string {
+func (s *currentSources) get(stripe int) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.name
+	return s.names[stripe]
 }
 
-// resume registers this node again with what it holds and the source it
-// is fetching from, which the coordinator keeps when it is still fit. The
-// fetch loop goes on with its current source either way: should the
-// coordinator have named another, the current one is unfit (dead, bad) and
-// fails soon, and the next join follows the coordinator.
+// resume registers this node again with what it holds and, per stripe,
+// the source it is fetching from, which the coordinator keeps when it is
+// still fit. The fetch loops go on with their current sources either way:
+// should the coordinator have named another, the current one is unfit
+// (dead, bad) and fails soon, and the next join follows the coordinator.
 func (c *coordinator) resume(ctx context.Context, h *holder) error {
 	held, _ := h.state()
-	var s source
-	return c.call(ctx, "resume", map[string]any{"transfer": c.transfer, "pieces": c.pieces, "piece_size": c.pieceSize,
-		"node": c.o.node, "held": held, "peer_port": c.peerPort, "current": c.cur.get()}, &s)
+	stripes := c.stripes
+	if len(stripes) == 0 {
+		stripes = [][2]int{{0, c.pieces}}
+	}
+	for s, r := range stripes {
+		var src source
+		if err := c.call(ctx, "resume", map[string]any{"transfer": c.transfer, "pieces": c.pieces, "piece_size": c.pieceSize,
+			"stripes": len(c.stripes), "stripe": s, "stripe_held": h.run(r[0], r[1]),
+			"node": c.o.node, "held": held, "peer_port": c.peerPort, "current": c.cur.get(s)}, &src); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lingerServe keeps serving a finished node's pieces while the coordinator

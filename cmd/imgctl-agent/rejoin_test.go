@@ -49,8 +49,8 @@ func TestTreeCoordinatorRestart(t *testing.T) {
 	o := &outage{coord: dist.New(dist.Config{}, nil, nil)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /root", func(w http.ResponseWriter, req *http.Request) {
-		time.Sleep(50 * time.Millisecond) // the server's link: 2 s for the image
-		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(img))
+		// The server's link: 2 s for the image, also within one streamed range.
+		http.ServeContent(&countWriter{ResponseWriter: w, piece: piece, perPiece: 50 * time.Millisecond}, req, "", time.Time{}, bytes.NewReader(img))
 	})
 	mux.Handle(dist.Prefix, o)
 	srv := httptest.NewServer(mux)

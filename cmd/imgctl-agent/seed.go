@@ -50,17 +50,19 @@ func seed(ctx context.Context, file string, m *manifest, o treeOpts, seedFor tim
 	if size := m.Artifacts["rootfs"].Size; st.Size() != size {
 		return fmt.Errorf("seed %s: %d bytes, manifest says %d", file, st.Size(), size)
 	}
-	n := len(m.Root.Pieces)
-	h := newHolder(f, st.Size(), m.Root.PieceSize, n, n)
+	// The same cut as the nodes still fetching (the coordinator checks it).
+	l := loadLayout(ctx, o, m)
+	n := len(l.pieces)
+	h := newHolder(f, st.Size(), l.pieceSize, n, n)
 	ctx, cancel := context.WithTimeout(ctx, seedFor)
 	defer cancel()
 	port, err := servePeers(ctx, h, o)
 	if err != nil {
 		return err
 	}
-	c := &coordinator{o: o, transfer: m.ImageDigest, pieces: n, pieceSize: m.Root.PieceSize, peerPort: port}
+	c := &coordinator{o: o, transfer: m.ImageDigest, pieces: n, pieceSize: l.pieceSize, peerPort: port, stripes: l.stripes}
 	for ctx.Err() == nil {
-		if _, err := c.join(ctx, n, nil, nil); err == nil {
+		if _, err := c.join(ctx, h, 0, l.stripes[0][1]-l.stripes[0][0], nil, nil); err == nil {
 			break
 		}
 		sleep(ctx, 5*time.Second) // the boot service may be restarting

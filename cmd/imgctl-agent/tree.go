@@ -7,10 +7,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,13 +50,64 @@ func servePeers(ctx context.Context, h *holder, o treeOpts) (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// fetchTree receives the root image in tree mode: from the source the
-// coordinator names (the server at rootURL, or a peer), piece by piece in
-// order, each verified against the manifest before it is written and served
-// on; a source that fails or stalls is reported and the node re-asks,
-// resuming at its first missing piece; a peer whose piece fails verification
-// is reported by name and the piece is fetched elsewhere. The server itself
-// gets retries attempts (growing backoff) as in plain HTTP mode.
+// layout is how a tree transfer cuts the root image: the pieces nodes
+// verify and pass on (the boot service's finer table, or the manifest's own
+// pieces), and the stripes, each a run of whole manifest pieces fetched from
+// its own source.
+type layout struct {
+	pieceSize int64
+	pieces    []string // sha256 per piece
+	stripes   [][2]int // pieces [a, b) of each stripe
+	perPiece  int      // pieces per manifest piece
+}
+
+// pieceTable is bootsvc/dist's PieceTable.
+type pieceTable struct {
+	ImageDigest string   `json:"image_digest"`
+	PieceSize   int64    `json:"piece_size"`
+	Pieces      []string `json:"pieces"`
+	Stripes     int      `json:"stripes"`
+}
+
+// loadLayout asks the coordinator for the finer piece table; without one
+// (an older boot service, or none reachable) the manifest's pieces are the
+// unit, in one stripe. A table that does not fit the manifest is refused.
+func loadLayout(ctx context.Context, o treeOpts, m *manifest) layout {
+	size := m.Artifacts["rootfs"].Size
+	l := layout{pieceSize: m.Root.PieceSize, pieces: m.Root.Pieces, stripes: [][2]int{{0, len(m.Root.Pieces)}}, perPiece: 1}
+	var t pieceTable
+	q := url.Values{"image": {m.Name}, "digest": {strings.TrimPrefix(m.ImageDigest, "sha256:")}}
+	if err := getJSON(ctx, strings.TrimRight(o.coordinator, "/")+"/pieces?"+q.Encode(), &t); err != nil {
+		fmt.Fprintln(os.Stderr, "imgctl-agent: no finer piece table, passing on manifest pieces:", err)
+		return l
+	}
+	if t.ImageDigest != m.ImageDigest || t.PieceSize <= 0 || m.Root.PieceSize%t.PieceSize != 0 ||
+		int64(len(t.Pieces)) != (size+t.PieceSize-1)/t.PieceSize {
+		fmt.Fprintf(os.Stderr, "imgctl-agent: piece table (%d pieces of %d bytes for %s) does not fit the manifest; passing on manifest pieces\n",
+			len(t.Pieces), t.PieceSize, t.ImageDigest)
+		return l
+	}
+	l.pieceSize, l.pieces, l.perPiece = t.PieceSize, t.Pieces, int(m.Root.PieceSize/t.PieceSize)
+	// Stripes are runs of whole manifest pieces, so each manifest piece is
+	// checked by the one stripe that receives it.
+	k := min(max(t.Stripes, 1), len(m.Root.Pieces))
+	l.stripes = nil
+	for s := range k {
+		a, b := s*len(m.Root.Pieces)/k*l.perPiece, min((s+1)*len(m.Root.Pieces)/k*l.perPiece, len(l.pieces))
+		l.stripes = append(l.stripes, [2]int{a, b})
+	}
+	return l
+}
+
+// fetchTree receives the root image in tree mode: each stripe from the
+// source the coordinator names for it (the server at rootURL, or a peer),
+// piece by piece in order over one streamed request, each piece verified
+// before it is written and served on, and every manifest piece verified
+// again once all of its pieces are in. A source that fails or stalls is
+// reported and the stripe re-asks, resuming at its first missing piece; a
+// peer whose piece fails verification is reported by name and the piece is
+// fetched elsewhere. The server itself gets retries attempts (growing
+// backoff) as in plain HTTP mode.
 func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o treeOpts, retries int, backoff time.Duration) error {
 	size := m.Artifacts["rootfs"].Size
 	f, err := os.OpenFile(out, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
@@ -59,25 +115,79 @@ func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o t
 		return err
 	}
 	defer f.Close()
-	n := len(m.Root.Pieces)
-	h := newHolder(f, size, m.Root.PieceSize, n, 0)
+	l := loadLayout(ctx, o, m)
+	n := len(l.pieces)
+	h := newHolder(f, size, l.pieceSize, n, 0)
 	sctx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
 	port, err := servePeers(sctx, h, o)
 	if err != nil {
 		return err
 	}
-	c := &coordinator{o: o, transfer: m.ImageDigest, pieces: n, pieceSize: m.Root.PieceSize, peerPort: port}
+	c := &coordinator{o: o, transfer: m.ImageDigest, pieces: n, pieceSize: l.pieceSize, peerPort: port, stripes: l.stripes}
 	kick := c.reporter(sctx, h)
-	whole := sha256.New()
-	buf := make([]byte, m.Root.PieceSize)
+	st := &stripeFetch{rootURL: rootURL, m: m, f: f, h: h, l: l, o: o, c: c, kick: kick, retries: retries, backoff: backoff}
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for s := range l.stripes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := st.run(fctx, s); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(fctx); err != nil {
+		return err
+	}
+	if held, _ := h.state(); held != n || int(st.checked.Load()) != len(m.Root.Pieces) {
+		return fmt.Errorf("root image: %d of %d pieces, %d of %d manifest pieces verified", held, n, st.checked.Load(), len(m.Root.Pieces))
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "imgctl-agent: root image verified (%d manifest pieces, passed on in %d pieces, %d stripes)\n",
+		len(m.Root.Pieces), n, len(l.stripes))
+	// Children trail by about a piece: keep serving while the coordinator
+	// says any still fetch from this node, within the linger bound.
+	c.lingerServe(ctx, h, o.linger)
+	stopServing()
+	c.leave(context.WithoutCancel(ctx))
+	return nil
+}
+
+// stripeFetch is what the stripes of one fetch share.
+type stripeFetch struct {
+	rootURL    string
+	m          *manifest
+	f          *os.File
+	h          *holder
+	l          layout
+	o          treeOpts
+	c          *coordinator
+	kick       chan<- struct{}
+	retries    int
+	backoff    time.Duration
+	serverErrs atomic.Int32
+	checked    atomic.Int32 // manifest pieces verified
+}
+
+// run fetches stripe s to its end.
+func (st *stripeFetch) run(ctx context.Context, s int) error {
+	a, b := st.l.stripes[s][0], st.l.stripes[s][1]
+	buf := make([]byte, st.l.pieceSize)
 	var failed []string
 	var bad []badPiece
-	serverErrs := 0
-	for held, _ := h.state(); held < n; held, _ = h.state() {
-		src, err := c.join(ctx, held, failed, bad)
+	for held := st.h.run(a, b); a+held < b; held = st.h.run(a, b) {
+		src, err := st.c.join(ctx, st.h, s, held, failed, bad)
 		failed, bad = nil, nil
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			// Without a coordinator the server is still a source.
 			fmt.Fprintln(os.Stderr, "imgctl-agent: coordinator unreachable, fetching from the server:", err)
 			src = source{Peer: serverSource}
@@ -88,65 +198,86 @@ func fetchTree(ctx context.Context, rootURL string, m *manifest, out string, o t
 		}
 		name, u := src.Peer, src.URL
 		if name == serverSource || u == "" {
-			name, u = serverSource, rootURL
+			name, u = serverSource, st.rootURL
 		}
-		c.cur.set(name)
+		st.c.cur.set(s, name)
 		lastGain := time.Now()
-		for held < n {
+		for a+held < b {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			off := int64(held) * m.Root.PieceSize
-			end := min(off+m.Root.PieceSize, size) - 1
-			piece, err := getStalling(ctx, u, off, end, buf, o.stall)
-			if errors.Is(err, errBehind) && name != serverSource && time.Since(lastGain) < 4*o.stall {
-				continue // the peer is alive and waits for this piece itself (deep in a chain at the start)
-			}
-			if err == nil {
-				if sum := sha256.Sum256(piece); hex.EncodeToString(sum[:]) != m.Root.Pieces[held] {
-					err = errMismatch{fmt.Sprintf("piece %d from %s: sha256 %s, manifest says %s", held, name, hex.EncodeToString(sum[:]), m.Root.Pieces[held])}
+			from := int64(a+held) * st.l.pieceSize
+			to := min(int64(b)*st.l.pieceSize, st.h.size) - 1
+			err := streamStalling(ctx, u, from, to, st.l.pieceSize, buf, st.o.stall, func(piece []byte) error {
+				i := a + held
+				if sum := sha256.Sum256(piece); hex.EncodeToString(sum[:]) != st.l.pieces[i] {
+					return errMismatch{fmt.Sprintf("piece %d from %s: sha256 %s, piece table says %s", i, name, hex.EncodeToString(sum[:]), st.l.pieces[i])}
 				}
-			}
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "imgctl-agent:", err)
-				if name == serverSource {
-					if serverErrs++; serverErrs >= retries {
-						return fmt.Errorf("root image %s: %w", rootURL, err)
+				if _, err := st.f.WriteAt(piece, int64(i)*st.l.pieceSize); err != nil {
+					return errFatal{err}
+				}
+				if (i+1)%st.l.perPiece == 0 || i+1 == len(st.l.pieces) {
+					if err := st.checkManifestPiece(i / st.l.perPiece); err != nil {
+						return errFatal{err}
 					}
-					sleep(ctx, time.Duration(serverErrs)*backoff)
-					failed = []string{serverSource}
-				} else if errors.As(err, new(errMismatch)) {
-					bad = []badPiece{{Peer: name, Piece: held}}
-				} else {
-					failed = []string{name}
 				}
+				st.h.addPiece(i, name)
+				held++
+				lastGain = time.Now()
+				select {
+				case st.kick <- struct{}{}:
+				default:
+				}
+				return nil
+			})
+			if err == nil {
 				break
 			}
-			if _, err := f.WriteAt(piece, off); err != nil {
-				return err
+			if fe := (errFatal{}); errors.As(err, &fe) {
+				return fe.err
 			}
-			whole.Write(piece)
-			h.add(name)
-			lastGain = time.Now()
-			held++
-			select {
-			case kick <- struct{}{}:
-			default:
+			if (errors.Is(err, errBehind) || errors.Is(err, errShort)) && name != serverSource && time.Since(lastGain) < 4*st.o.stall {
+				continue // the peer is alive and waits for the next piece itself
 			}
+			fmt.Fprintln(os.Stderr, "imgctl-agent:", err)
+			if name == serverSource {
+				if n := st.serverErrs.Add(1); int(n) >= st.retries {
+					return fmt.Errorf("root image %s: %w", st.rootURL, err)
+				} else {
+					sleep(ctx, time.Duration(n)*st.backoff)
+				}
+				failed = []string{serverSource}
+			} else if errors.As(err, new(errMismatch)) {
+				bad = []badPiece{{Peer: name, Piece: a + held}}
+			} else {
+				failed = []string{name}
+			}
+			break
 		}
 	}
-	if got := hex.EncodeToString(whole.Sum(nil)); got != m.Artifacts["rootfs"].SHA256 {
-		return errMismatch{fmt.Sprintf("root image sha256 %s, manifest says %s", got, m.Artifacts["rootfs"].SHA256)}
+	return nil
+}
+
+// errFatal ends the whole fetch (a local write error, or a piece table the
+// manifest contradicts).
+type errFatal struct{ err error }
+
+func (e errFatal) Error() string { return e.err.Error() }
+
+// checkManifestPiece verifies manifest piece j, now written in full,
+// against the manifest: the finer table came from the boot service, the
+// manifest is what the image is.
+func (st *stripeFetch) checkManifestPiece(j int) error {
+	off := int64(j) * st.m.Root.PieceSize
+	n := min(st.m.Root.PieceSize, st.h.size-off)
+	sum := sha256.New()
+	if _, err := io.Copy(sum, io.NewSectionReader(st.f, off, n)); err != nil {
+		return fmt.Errorf("read back manifest piece %d: %w", j, err)
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if got := hex.EncodeToString(sum.Sum(nil)); got != st.m.Root.Pieces[j] {
+		return errMismatch{fmt.Sprintf("manifest piece %d: sha256 %s, manifest says %s (the piece table does not match the manifest)", j, got, st.m.Root.Pieces[j])}
 	}
-	fmt.Fprintf(os.Stderr, "imgctl-agent: root image verified (%d pieces)\n", n)
-	// Children trail by about a piece: keep serving while the coordinator
-	// says any still fetch from this node, within the linger bound.
-	c.lingerServe(ctx, h, o.linger)
-	stopServing()
-	c.leave(context.WithoutCancel(ctx))
+	st.checked.Add(1)
 	return nil
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/imgctl/imgctl/bootsvc/dist"
 	"github.com/imgctl/imgctl/bootsvc/inventory"
 	"github.com/imgctl/imgctl/bootsvc/store"
+	"github.com/imgctl/imgctl/images"
+	"github.com/imgctl/imgctl/images/imagestest"
 )
 
 // treeRig is a boot server for tree-mode tests on loopback: the root image
@@ -42,8 +44,9 @@ func newTreeRig(t *testing.T, size int, piece int64, perPiece time.Duration) *tr
 	r.img, r.m = testImage(size, piece)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /root", func(w http.ResponseWriter, req *http.Request) {
-		time.Sleep(perPiece) // the server's link: one piece per perPiece
-		cw := &countWriter{ResponseWriter: w}
+		// The server's link: one piece per perPiece, also within one
+		// streamed range.
+		cw := &countWriter{ResponseWriter: w, piece: piece, perPiece: perPiece}
 		http.ServeContent(cw, req, "", time.Time{}, bytes.NewReader(r.img))
 		r.served.Add(cw.n)
 	})
@@ -56,13 +59,31 @@ func newTreeRig(t *testing.T, size int, piece int64, perPiece time.Duration) *tr
 
 type countWriter struct {
 	http.ResponseWriter
-	n int64
+	n        int64
+	piece    int64
+	perPiece time.Duration
 }
 
+// Write sends p, sleeping perPiece before each piece's worth of bytes.
 func (w *countWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
+	sent := 0
+	for len(p) > 0 {
+		if w.n%w.piece == 0 {
+			if f, ok := w.ResponseWriter.(http.Flusher); ok {
+				f.Flush()
+			}
+			time.Sleep(w.perPiece)
+		}
+		k := min(int64(len(p)), w.piece-w.n%w.piece)
+		n, err := w.ResponseWriter.Write(p[:k])
+		w.n += int64(n)
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+		p = p[k:]
+	}
+	return sent, nil
 }
 
 func (r *treeRig) opts(node string) treeOpts {
@@ -284,5 +305,69 @@ func TestPeerServesOnlyVerified(t *testing.T) {
 	go func() { time.Sleep(50 * time.Millisecond); h.add("x") }()
 	if code := get("bytes=100-199"); code != http.StatusPartialContent {
 		t.Errorf("piece verified while waiting: %d, want 206", code)
+	}
+}
+
+// newStripedRig is a treeRig whose coordinator also serves the finer piece
+// table (derived from a real artifact set), in the given stripes.
+func newStripedRig(t *testing.T, size int, piece, sub int64, stripes int, perSub time.Duration) *treeRig {
+	st := images.NewStore(t.TempDir())
+	img, _ := testImage(size, piece)
+	e := imagestest.InstallSetRoot(t, st, "img", "sha256:"+hexSum([]byte("striped")), bytes.NewReader(img), piece)
+	b, _ := json.Marshal(e.Manifest)
+	m := &manifest{}
+	if err := json.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	r := &treeRig{coord: dist.New(dist.Config{Stripes: stripes, SubPiece: sub}, nil, nil), img: img, m: m}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /root", func(w http.ResponseWriter, req *http.Request) {
+		cw := &countWriter{ResponseWriter: w, piece: sub, perPiece: perSub}
+		http.ServeContent(cw, req, "", time.Time{}, bytes.NewReader(r.img))
+		r.served.Add(cw.n)
+	})
+	mux.Handle(dist.Prefix, dist.NewAPI(r.coord, anyNode{}, nil, nil).ServePieceTables(st).Handler())
+	r.srv = httptest.NewServer(mux)
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// TestTreeStriped: three nodes at once, two stripes of 64 KiB pieces: each
+// node takes each stripe from its own source, the server sends the image
+// about once, every piece arrives once and every copy is right.
+func TestTreeStriped(t *testing.T) {
+	const piece, sub = 256 << 10, 64 << 10
+	r := newStripedRig(t, 8*piece+1000, piece, sub, 2, 5*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var outs []string
+	var errs []<-chan error
+	for _, n := range []string{"a", "b", "c"} {
+		out, errc := r.fetch(ctx, t, n)
+		outs, errs = append(outs, out), append(errs, errc)
+	}
+	for i, errc := range errs {
+		wait(t, errc, outs[i])
+	}
+	st := r.coord.Status()
+	if len(st) != 1 || st[0].Stripes != 2 || st[0].PieceSize != sub {
+		t.Fatalf("status %+v: want one transfer in 2 stripes of %d-byte pieces", st, sub)
+	}
+	pieces := st[0].Pieces
+	if want := (len(r.img) + sub - 1) / sub; pieces != want {
+		t.Errorf("%d pieces, want %d", pieces, want)
+	}
+	peers := 0
+	for _, n := range st[0].Nodes {
+		if !n.Done || total(n.From) != pieces {
+			t.Errorf("%s: done %v, from %v: want all %d pieces once", n.Node, n.Done, n.From, pieces)
+		}
+		peers += total(n.From) - n.From[dist.ServerSource]
+	}
+	if s := r.served.Load(); s > int64(len(r.img))*13/10 {
+		t.Errorf("server sent %d bytes for a %d-byte image (peers gave %d pieces): %+v", s, len(r.img), peers, st[0].Nodes)
+	}
+	for _, out := range outs {
+		r.checkCopy(t, out)
 	}
 }
