@@ -85,10 +85,13 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 			return err
 		}
 		coord := dist.New(cfg.Dist, log, nil)
+		mcast := multicastSenders(cfg, artifacts, log)
+		eg.Go(func() error { return mcast.Run(ctx) })
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
 			Artifacts: artifacts, Reload: deps.Reload, Log: log, CloudInit: deps.Store, UI: dash, Registry: reg,
-			Mounts:     map[string]http.Handler{dist.Prefix: dist.NewAPI(coord, deps.Store, tokens, log).Handler()},
-			Collectors: []prometheus.Collector{coord.Collector()}})
+			Mounts: map[string]http.Handler{dist.Prefix: dist.NewAPI(coord, deps.Store, tokens, log).Handler(),
+				dist.MulticastPrefix: dist.NewMulticastAPI(mcast, deps.Store, tokens, log).Handler()},
+			Collectors: []prometheus.Collector{coord.Collector(), mcast.Collector()}})
 		if err != nil {
 			return err
 		}
