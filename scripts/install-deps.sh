@@ -20,6 +20,7 @@ packages=(
   postgresql
   kea-dhcp4-server nginx-light
   chromium
+  udpcast iptables
 )
 
 missing=()
