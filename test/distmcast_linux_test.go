@@ -194,7 +194,8 @@ func runMulticast(t *testing.T, bin, agent string, c mcastCase, run int) mcastRu
 		// clock starts at the same point as imgctl's (receivers started).
 		imgFile := filepath.Join(set.Dir, set.Manifest.Artifacts[images.RootFS].File)
 		sender = srv.Command(ctx, "udp-sender", "--file", imgFile, "--interface", srvDev, "--nokbd", "--min-receivers", strconv.Itoa(c.n),
-			"--max-bitrate", fmt.Sprintf("%.0fm", float64(c.mbit)*frac), "--mcast-data-address", mcastGroup, "--ttl", "1")
+			"--max-bitrate", fmt.Sprintf("%.0fm", float64(c.mbit)*frac), "--mcast-rdv-address", mcastGroup,
+			"--mcast-data-address", "239.255.74.2", "--ttl", "1", "--no-progress")
 		var slog strings.Builder
 		sender.Stderr, sender.Stdout = &slog, &slog
 		if err := sender.Start(); err != nil {
@@ -218,7 +219,7 @@ func runMulticast(t *testing.T, bin, agent string, c mcastCase, run int) mcastRu
 			"--dist", "multicast", "--coordinator", base + "/api/v1/dist/", "--node", n.name,
 			"--token", tokens.Make(n.name, n.mac, n.ip), "--group", mcastGroup, "--stall", "5"}
 		if c.udpcast {
-			args = []string{"udp-receiver", "--file", out, "--interface", n.a, "--nokbd", "--mcast-rdv-address", mcastGroup}
+			args = []string{"udp-receiver", "--file", out, "--interface", n.a, "--nokbd", "--mcast-rdv-address", mcastGroup, "--no-progress"}
 		}
 		cmd := n.ns.Command(agentCtx, args...)
 		stderr, _ := cmd.StderrPipe()

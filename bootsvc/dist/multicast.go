@@ -73,6 +73,9 @@ type mnode struct {
 // three is gone (powered off, rebooted into something else).
 const heartbeat = 2 * time.Second
 
+// gather is how long a carousel waits after its first receiver joined.
+const gather = time.Second
+
 // NewMulticast returns the senders; Run must be running before Join starts
 // any.
 func NewMulticast(d MulticastDeps) *Multicast {
@@ -224,6 +227,9 @@ func (m *Multicast) start(t *mtransfer, e *images.Entry) error {
 		defer m.wg.Done()
 		defer f.Close()
 		defer conn.Close()
+		// A storm's nodes join within moments of each other: gather them
+		// before the first piece, or each late one repairs what it missed.
+		sleepCtx(ctx, gather)
 		m.log.Info("carousel started", "image", t.digest, "group", t.group.String(), "rate_bps", t.rate, "interface", m.iface)
 		err := c.run(ctx)
 		m.mu.Lock()

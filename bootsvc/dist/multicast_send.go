@@ -32,9 +32,10 @@ type pacer struct {
 
 func newPacer(bitsPerSecond int64) *pacer {
 	rate := float64(bitsPerSecond) / 8
-	// 4 ms of data (at least two datagrams): coarse enough for the OS timer,
-	// well inside the 10 ms bursts links are usually shaped with.
-	burst := max(rate*0.004, 2*(mcastwire.MaxDatagram+mcastwire.Overhead))
+	// 20 ms of data, at most 256 KiB (a switch port's buffer), at least two
+	// datagrams: a sender on a busy host oversleeps by milliseconds, and a
+	// bucket smaller than that loses rate it never makes up.
+	burst := max(min(rate*0.020, 256<<10), 2*(mcastwire.MaxDatagram+mcastwire.Overhead))
 	return &pacer{rate: rate, burst: burst, tokens: burst, now: time.Now, sleep: sleepCtx}
 }
 

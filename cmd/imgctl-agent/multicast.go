@@ -151,6 +151,10 @@ func fetchMulticast(ctx context.Context, rootURL string, m *manifest, out string
 
 	buf := make([]byte, m.Root.PieceSize)
 	failures := 0
+	// settle: this long without a datagram, the piece being filled is not
+	// going to be completed by this pass (datagrams come every fraction of
+	// a millisecond while the carousel runs).
+	const settle = 300 * time.Millisecond
 	for {
 		a.mu.Lock()
 		held, seen, quiet, changed, cur := a.held, a.nSeen, time.Since(a.last), a.changed, a.cur
@@ -163,9 +167,9 @@ func fetchMulticast(ctx context.Context, rootURL string, m *manifest, out string
 			return fmt.Errorf("multicast receive: %w", err)
 		default:
 		}
-		// Repair once every piece went by and the carousel left the last
-		// one (or went quiet), or when nothing came for a stall period.
-		if joined && quiet < o.stall && (seen < n || cur >= 0 && quiet < time.Second) {
+		// Repair once every piece went by (all but the one the carousel is
+		// still filling), or when nothing came for a stall period.
+		if joined && quiet < o.stall && seen < n {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -175,6 +179,9 @@ func fetchMulticast(ctx context.Context, rootURL string, m *manifest, out string
 			continue
 		}
 		for p := 0; p < n; p++ {
+			if p == cur && joined && quiet < settle {
+				continue // still arriving; the next round takes it if it stays incomplete
+			}
 			if err := a.repair(ctx, rootURL, p, buf); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -185,6 +192,13 @@ func fetchMulticast(ctx context.Context, rootURL string, m *manifest, out string
 				}
 				sleep(ctx, time.Duration(min(failures, 5))*time.Second)
 			}
+		}
+		// Only the piece still arriving may be left: wait for it a little.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	if conn != nil {
