@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/ipv4"
+
 	"github.com/imgctl/imgctl/internal/mcastwire"
 )
 
@@ -285,23 +287,32 @@ func interfaceTowards(host string) (*net.Interface, error) {
 	return nil, fmt.Errorf("no interface has %s (the route to %s)", local, host)
 }
 
-// receive feeds datagrams to a until conn is closed.
+// receive feeds datagrams to a until conn is closed. It reads up to 64
+// datagrams per system call (recvmmsg): at ~9,000 datagrams a second per
+// 100 Mbit/s, one call each would cost a busy node more CPU than the
+// assembly itself.
 func receive(conn *net.UDPConn, a *assembly) error {
-	buf := make([]byte, 2048)
+	pc := ipv4.NewPacketConn(conn)
+	ms := make([]ipv4.Message, 64)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{make([]byte, 2048)}
+	}
 	for {
-		k, _, err := conn.ReadFromUDP(buf)
+		k, err := pc.ReadBatch(ms, 0)
 		if errors.Is(err, net.ErrClosed) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		h, data, err := mcastwire.Decode(buf[:k])
-		if err != nil {
-			continue // not ours, or malformed: the group is not ours alone
-		}
-		if err := a.chunk(h, data); err != nil {
-			return err
+		for _, m := range ms[:k] {
+			h, data, err := mcastwire.Decode(m.Buffers[0][:m.N])
+			if err != nil {
+				continue // not ours, or malformed: the group is not ours alone
+			}
+			if err := a.chunk(h, data); err != nil {
+				return err
+			}
 		}
 	}
 }
