@@ -13,6 +13,7 @@ import (
 	neturl "net/url"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -151,7 +152,12 @@ func fetchMulticast(ctx context.Context, rootURL string, m *manifest, out string
 		}()
 	}
 
-	buf := make([]byte, m.Root.PieceSize)
+	// A few repairs at once: each waits a round trip through queues
+	// shaped links build up, and the pieces of one node are independent.
+	bufs := make([][]byte, repairWorkers)
+	for i := range bufs {
+		bufs[i] = make([]byte, m.Root.PieceSize)
+	}
 	failures := 0
 	// settle: this long without a datagram, the piece being filled is not
 	// going to be completed by this pass (datagrams come every fraction of
@@ -180,20 +186,15 @@ func fetchMulticast(ctx context.Context, rootURL string, m *manifest, out string
 			}
 			continue
 		}
+		var todo []int
 		for p := 0; p < n; p++ {
 			if p == cur && joined && quiet < settle {
 				continue // still arriving; the next round takes it if it stays incomplete
 			}
-			if err := a.repair(ctx, rootURL, p, buf); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				fmt.Fprintln(os.Stderr, "imgctl-agent:", err)
-				if failures++; failures >= retries*n {
-					return fmt.Errorf("root image %s: %w", rootURL, err)
-				}
-				sleep(ctx, time.Duration(min(failures, 5))*time.Second)
-			}
+			todo = append(todo, p)
+		}
+		if err := repairAll(ctx, a, rootURL, todo, bufs, &failures, retries*n); err != nil {
+			return err
 		}
 		// Only the piece still arriving may be left: wait for it a little.
 		select {
@@ -221,6 +222,54 @@ func fetchMulticast(ctx context.Context, rootURL string, m *manifest, out string
 	fmt.Fprintf(os.Stderr, "imgctl-agent: root image verified (%d pieces: %d by multicast, %d repaired with %d HTTP bytes)\n",
 		n, p.Multicast, p.Repaired, p.RepairBytes)
 	return nil
+}
+
+// repairWorkers is how many pieces a node repairs at once (each needs a
+// piece-sized buffer: memory stays at a few pieces).
+const repairWorkers = 3
+
+// repairAll repairs the pieces in todo (held ones are skipped inside
+// repair) with one worker per buffer. A failure is logged and counted in
+// *failures; it returns an error when *failures reaches limit or ctx ends.
+func repairAll(ctx context.Context, a *assembly, url string, todo []int, bufs [][]byte, failures *int, limit int) error {
+	var mu sync.Mutex
+	var fatal error
+	next := 0
+	var wg sync.WaitGroup
+	for _, buf := range bufs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next >= len(todo) || fatal != nil || ctx.Err() != nil {
+					mu.Unlock()
+					return
+				}
+				p := todo[next]
+				next++
+				mu.Unlock()
+				err := a.repair(ctx, url, p, buf)
+				if err == nil || ctx.Err() != nil {
+					continue
+				}
+				fmt.Fprintln(os.Stderr, "imgctl-agent:", err)
+				mu.Lock()
+				*failures++
+				if *failures >= limit {
+					fatal = fmt.Errorf("root image %s: %w", url, err)
+				}
+				k := *failures
+				mu.Unlock()
+				sleep(ctx, time.Duration(min(k, 5))*time.Second)
+			}
+		}()
+	}
+	wg.Wait()
+	if fatal != nil {
+		return fatal
+	}
+	return ctx.Err()
 }
 
 func wholeMatches(f *os.File, size int64, want string) error {
