@@ -38,9 +38,8 @@ type mcastCase struct {
 	// inventory's multicast.rate); 0 = 0.96, what fits a tbf-shaped link
 	// with the Ethernet header on top.
 	rate float64
-	// late nodes (the last ones) start lateAfter after the others.
-	late      int
-	lateAfter time.Duration
+	// late nodes (the last ones) start once the carousel sent half the image.
+	late int
 	// udpcast: run Debian's udp-sender / udp-receiver instead of imgctl
 	// (the baseline), same harness, same rate.
 	udpcast bool
@@ -257,9 +256,10 @@ func runMulticast(t *testing.T, bin, agent string, c mcastCase, run int) mcastRu
 	}
 	for i, n := range nodes {
 		if i == len(nodes)-c.late {
-			select {
-			case <-ctx.Done():
-			case <-time.After(c.lateAfter):
+			// Late: once the carousel has sent half the image, so the node
+			// has missed whole pieces, however slow the host runs.
+			for ctx.Err() == nil && mcastSent(ctx, srv, bin, base) < size/2 {
+				sleep(ctx, 100*time.Millisecond)
 			}
 		}
 		startNode(n)
@@ -322,4 +322,17 @@ func checkSum(path, want string) error {
 		return fmt.Errorf("%s: sha256 %s, want %s", path, got, want)
 	}
 	return nil
+}
+
+// mcastSent is the bytes the carousel has sent so far (0 if unknown).
+func mcastSent(ctx context.Context, srv *netns.NS, bin, base string) int64 {
+	out, err := srv.Command(ctx, bin, "-o", "json", "dist", "status", "--multicast", "--server", base).Output()
+	if err != nil {
+		return 0
+	}
+	var st []dist.MulticastStatus
+	if json.Unmarshal(out, &st) != nil || len(st) == 0 {
+		return 0
+	}
+	return st[0].BytesSent
 }
