@@ -216,7 +216,7 @@ func runMulticast(t *testing.T, bin, agent string, c mcastCase, run int) mcastRu
 		out := filepath.Join(outDir, n.name+".img")
 		args := []string{agent, "fetch", "--manifest", manifestURL, "--url", rootURL, "--out", out,
 			"--dist", "multicast", "--coordinator", base + "/api/v1/dist/", "--node", n.name,
-			"--token", tokens.Make(n.name, n.mac, n.ip), "--group", mcastGroup, "--stall", "5"}
+			"--token", tokens.Make(n.name, n.mac, n.ip), "--group", mcastGroup, "--stall", "10"}
 		if c.udpcast {
 			args = []string{"udp-receiver", "--file", out, "--interface", n.a, "--nokbd", "--mcast-rdv-address", mcastGroup, "--no-progress"}
 		}

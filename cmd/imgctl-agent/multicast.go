@@ -118,6 +118,12 @@ func fetchMulticast(ctx context.Context, rootURL string, m *manifest, out string
 			sleep(ctx, time.Second)
 		}
 	}
+	if joined {
+		// The stall clock starts now: the carousel starts on the join.
+		a.mu.Lock()
+		a.last = time.Now()
+		a.mu.Unlock()
+	}
 	rctx, stopReports := context.WithCancel(ctx)
 	defer stopReports()
 	verified := false
