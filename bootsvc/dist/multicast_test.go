@@ -97,3 +97,55 @@ func TestCarousel(t *testing.T) {
 		t.Error("nothing counted as sent")
 	}
 }
+
+// TestMulticastWanted: the carousel goes on into another pass only for a
+// live receiver that has not seen every piece, keeps sending for any live
+// receiver not done, and reports are checked against the transfer.
+func TestMulticastWanted(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m := NewMulticast(MulticastDeps{})
+	m.now = func() time.Time { return now }
+	tr := &mtransfer{digest: "sha256:aa", pieces: 4, pieceSize: 4 << 20, nodes: map[string]*mnode{
+		"a": {name: "a", joined: now, updated: now, wantCarousel: true},
+		"b": {name: "b", joined: now, updated: now, wantCarousel: true},
+	}}
+	m.transfers[tr.digest] = tr
+	report := func(p MulticastProgress) error { p.Transfer = tr.digest; return m.Report(p) }
+	for _, tc := range []struct {
+		name         string
+		p            MulticastProgress
+		advance      time.Duration
+		wantErr      bool
+		active, more bool
+	}{
+		{name: "both receiving", p: MulticastProgress{Node: "a", Held: 1, Multicast: 1, WantCarousel: true}, active: true, more: true},
+		{name: "a saw every piece", p: MulticastProgress{Node: "a", Held: 3, Multicast: 3}, active: true, more: true},
+		{name: "b too: no more passes", p: MulticastProgress{Node: "b", Held: 2, Multicast: 2}, active: true, more: false},
+		{name: "more pieces than the image", p: MulticastProgress{Node: "b", Held: 5}, wantErr: true, active: true},
+		{name: "multicast and repaired over the image", p: MulticastProgress{Node: "b", Held: 4, Multicast: 3, Repaired: 2}, wantErr: true, active: true},
+		{name: "unknown node", p: MulticastProgress{Node: "z", Held: 1}, wantErr: true, active: true},
+		{name: "a done", p: MulticastProgress{Node: "a", Held: 4, Multicast: 3, Repaired: 1, RepairBytes: 9000, Done: true}, active: true},
+		{name: "b silent too long: nobody listens", p: MulticastProgress{Node: "a", Held: 4, Multicast: 3, Repaired: 1, RepairBytes: 9000, Done: true},
+			advance: 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now = now.Add(tc.advance)
+			if err := report(tc.p); (err != nil) != tc.wantErr {
+				t.Fatalf("Report: %v, want error %v", err, tc.wantErr)
+			}
+			if got := m.wanted(tr, false); got != tc.active {
+				t.Errorf("active = %v, want %v", got, tc.active)
+			}
+			if got := m.wanted(tr, true); got != tc.more {
+				t.Errorf("another pass = %v, want %v", got, tc.more)
+			}
+		})
+	}
+	st := m.Status()
+	if len(st) != 1 || len(st[0].Nodes) != 2 || !st[0].Nodes[0].Done || st[0].Nodes[0].RepairBytes != 9000 || st[0].Nodes[1].Alive {
+		t.Errorf("status = %+v", st)
+	}
+	if tt := st[0].AsTransfer(); tt.Nodes[0].From[MulticastSource] != 3 || tt.Nodes[0].From[ServerSource] != 1 || tt.Nodes[0].Source != MulticastSource {
+		t.Errorf("as a transfer: %+v", tt.Nodes[0])
+	}
+}
