@@ -92,10 +92,13 @@ func Serve(ctx context.Context, cfg config.Config, deps Deps) error {
 			log.Warn("tree transfers not restored", "err", err)
 		}
 		eg.Go(func() error { return coord.Persist(ctx, distState) })
+		mcast := multicastSenders(cfg, artifacts, log)
+		eg.Go(func() error { return mcast.Run(ctx) })
 		h, err := httpboot.New(httpCfg, httpboot.Deps{StateDir: deps.StateDir, Store: deps.Store, Boot: boot, Tokens: tokens,
 			Artifacts: artifacts, Reload: deps.Reload, Log: log, CloudInit: deps.Store, UI: dash, Registry: reg,
-			Mounts:     map[string]http.Handler{dist.Prefix: dist.NewAPI(coord, deps.Store, tokens, log).ServePieceTables(artifacts).Handler()},
-			Collectors: []prometheus.Collector{coord.Collector()}})
+			Mounts: map[string]http.Handler{dist.Prefix: dist.NewAPI(coord, deps.Store, tokens, log).ServePieceTables(artifacts).Handler(),
+				dist.MulticastPrefix: dist.NewMulticastAPI(mcast, deps.Store, tokens, log).Handler()},
+			Collectors: []prometheus.Collector{coord.Collector(), mcast.Collector()}})
 		if err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ packages=(
   kea-dhcp4-server nginx-light
   chromium
   aria2 opentracker mktorrent
+  udpcast iptables
 )
 
 missing=()

@@ -30,6 +30,7 @@ import (
 // seed unit joins again). The server's own traffic is shaped to 40 Mbit/s
 // (tbf on the bridge device; peer traffic crosses the bridge tap to tap,
 // unshaped) so the first node is still receiving when the second joins.
+// Its multicast subtest boots two more nodes the same way in multicast mode.
 func TestTreeBootVM(t *testing.T) {
 	requireVM(t, "mmdebstrap", "mksquashfs", "ssh-keygen", "tc", "curl")
 	bin := imgctl(t)
@@ -43,6 +44,8 @@ func TestTreeBootVM(t *testing.T) {
 		t.Fatalf("ssh-keygen: %v: %s", err, out)
 	}
 	pubKey := filepath.Join(keyDir, "id.pub")
+	// The same proof in multicast mode, on the same fixtures.
+	t.Run("multicast", func(t *testing.T) { multicastBootVM(t, bin, set, pubKey) })
 	const mac2, ip2, server = "52:54:00:56:00:12", "10.56.0.12", "http://10.56.0.1:8080"
 	// Two guests on a loaded host (boots took 6-12 min here under TCG): with
 	// 1 GiB both once sat in soft lockups

@@ -274,8 +274,8 @@ func (r *Resolver) node(n inventory.Node, mac string, c Client) (Spec, error) {
 		}
 		spec.Root = Root{Kind: RootNFS, URL: "nfs://" + host + path, NFSHost: host, NFSPath: path}
 		spec.Args = append(spec.Args, "imgctl.root="+spec.Root.URL, "root=nfs4:"+host+":"+path+":ro", "rootovl")
-		if n.Distribution == inventory.DistTree {
-			return spec, fmt.Errorf("node %s: distribution tree needs mode live (an NFS root is not copied)", n.Name)
+		if d := n.Distribution; d == inventory.DistTree || d == inventory.DistMulticast {
+			return spec, fmt.Errorf("node %s: distribution %s needs mode live (an NFS root is not copied)", n.Name, d)
 		}
 	default:
 		return spec, fmt.Errorf("node %s: unknown mode %q", n.Name, mode)

@@ -76,6 +76,18 @@ func TestResolve(t *testing.T) {
 			node:    inventory.Node{Name: "nid004", MACs: []string{"02:00:00:00:00:04"}, Settings: inventory.Settings{Image: "compute", Mode: inventory.ModeNFS, Distribution: inventory.DistTree}},
 			client:  Client{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 4}},
 			failure: "needs mode live"},
+		{name: "multicast",
+			node: inventory.Node{Name: "nid005", MACs: []string{"02:00:00:00:00:05"}, Settings: inventory.Settings{Image: "compute", Distribution: inventory.DistMulticast,
+				Multicast: &inventory.Multicast{Group: "239.255.74.1", Rate: "90mbit"}}},
+			client: Client{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 5}},
+			want: []string{"imgctl.mode=live", "imgctl.dist=multicast", "imgctl.coordinator=http://10.45.0.1:8080/api/v1/dist/",
+				"imgctl.mcast_group=239.255.74.1", "imgctl.mcast_port=7074", "imgctl.stall=15"},
+			root: Root{Kind: RootLive, URL: "http://10.45.0.1:8080/artifacts/compute/2222222222222222222222222222222222222222222222222222222222222222/rootfs.squashfs"}},
+		{name: "multicast without HTTP server", noTree: true,
+			node: inventory.Node{Name: "nid005", MACs: []string{"02:00:00:00:00:05"}, Settings: inventory.Settings{Image: "compute", Distribution: inventory.DistMulticast,
+				Multicast: &inventory.Multicast{Group: "239.255.74.1", Rate: "90mbit"}}},
+			client:  Client{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 5}},
+			failure: "HTTP server"},
 		{name: "no image",
 			node:    inventory.Node{Name: "nid003", MACs: []string{"02:00:00:00:00:03"}},
 			client:  Client{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 3}},
@@ -124,7 +136,7 @@ func TestResolve(t *testing.T) {
 					t.Errorf("cmdline lacks %q:\n%s", w, cmdline)
 				}
 			}
-			if tc.node.Distribution != inventory.DistTree && strings.Contains(cmdline, "imgctl.dist") {
+			if d := tc.node.Distribution; d != inventory.DistTree && d != inventory.DistMulticast && strings.Contains(cmdline, "imgctl.dist") {
 				t.Errorf("cmdline of an http-distribution node names a distribution mode:\n%s", cmdline)
 			}
 			if spec.Root != tc.root {

@@ -38,6 +38,8 @@ func (r *Resolver) distribution(spec *Spec, n inventory.Node) error {
 			"imgctl.stall="+strconv.Itoa(int(t.Stall.Seconds())),
 			"imgctl.seedfor="+strconv.Itoa(seed))
 		return nil
+	case inventory.DistMulticast:
+		return r.multicast(spec, n)
 	default:
 		return fmt.Errorf("node %s: distribution %q: not implemented", n.Name, n.Distribution)
 	}

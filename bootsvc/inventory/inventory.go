@@ -86,6 +86,9 @@ func (inv *Inventory) validate() error {
 		if err := checkDistribution(g.Distribution); err != nil {
 			errs = append(errs, fmt.Errorf("group %s: %w", name, err))
 		}
+		if err := g.Multicast.check(); err != nil {
+			errs = append(errs, fmt.Errorf("group %s: %w", name, err))
+		}
 	}
 	for _, name := range sortedKeys(inv.file.Nodes) {
 		n := inv.file.Nodes[name]
@@ -132,21 +135,22 @@ func (inv *Inventory) validate() error {
 		if err := checkDistribution(n.Distribution); err != nil {
 			errs = append(errs, fmt.Errorf("node %s: %w", name, err))
 		}
+		if err := n.Multicast.check(); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", name, err))
+		} else if err := checkMulticast(inv.merged(n)); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", name, err))
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// checkDistribution accepts only the distribution modes that exist:
-// multicast is planned (no sender yet), and a setting that silently did
-// nothing would let a site believe its boot storm is handled.
+// checkDistribution accepts only the distribution modes that exist.
 func checkDistribution(d string) error {
 	switch d {
-	case "", DistHTTP, DistTree:
+	case "", DistHTTP, DistTree, DistMulticast:
 		return nil
-	case "multicast":
-		return fmt.Errorf("distribution %q: not available yet (only %q or %q)", d, DistHTTP, DistTree)
 	default:
-		return fmt.Errorf("distribution %q: want %q or %q", d, DistHTTP, DistTree)
+		return fmt.Errorf("distribution %q: want %q, %q or %q", d, DistHTTP, DistTree, DistMulticast)
 	}
 }
 
@@ -181,6 +185,7 @@ func overlay(dst *Settings, src Settings) {
 	set(&dst.Distribution, src.Distribution)
 	set(&dst.Rack, src.Rack)
 	set(&dst.Switch, src.Switch)
+	mergeMulticast(&dst.Multicast, src.Multicast)
 	if src.DNS != nil {
 		dst.DNS = src.DNS
 	}

@@ -57,7 +57,15 @@ func TestLoadErrors(t *testing.T) {
 		{"bad ip", "nodes:\n  n1: {ip: 10.1}\n", "ip \"10.1\""},
 		{"unknown group", "nodes:\n  n1: {groups: [g]}\n", "unknown group"},
 		{"bad mode", "nodes:\n  n1: {mode: x}\n", "mode \"x\""},
-		{"multicast not available", "groups:\n  g: {distribution: multicast}\n", "group g: distribution \"multicast\": not available yet"},
+		{"multicast without group", "groups:\n  g: {distribution: multicast, multicast: {rate: 90mbit}}\nnodes:\n  n1: {groups: [g]}\n", "node n1: distribution multicast: multicast.group is required"},
+		{"multicast without rate", "nodes:\n  n1: {distribution: multicast, multicast: {group: 239.255.74.1}}\n", "multicast.rate is required"},
+		{"multicast unicast group", "groups:\n  g: {multicast: {group: 10.1.2.3}}\n", "group g: multicast.group: 10.1.2.3: want an IPv4 multicast"},
+		{"multicast control block", "nodes:\n  n1: {distribution: multicast, multicast: {group: 224.0.0.5, rate: 1mbit}}\n", "reserved for local network control"},
+		{"multicast bad rate", "nodes:\n  n1: {distribution: multicast, multicast: {group: 239.1.1.1, rate: fast}}\n", "multicast.rate: \"fast\""},
+		{"multicast bad port", "nodes:\n  n1: {distribution: multicast, multicast: {group: 239.1.1.1, rate: 1mbit, port: 70000}}\n", "multicast.port 70000"},
+		{"multicast unknown field", "nodes:\n  n1: {distribution: multicast, multicast: {group: 239.1.1.1, rate: 1mbit, fec: 4}}\n", "nodes.yaml:2"},
+		{"multicast settings unused", "nodes:\n  n1: {distribution: tree, multicast: {group: 239.1.1.1}}\n", "node n1: multicast: set, but distribution is \"tree\""},
+		{"multicast over nfs", "nodes:\n  n1: {mode: nfs, distribution: multicast, multicast: {group: 239.1.1.1, rate: 1mbit}}\n", "needs mode live"},
 		{"unknown distribution", "nodes:\n  n1: {distribution: torrent}\n", "node n1: distribution \"torrent\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,5 +129,43 @@ nodes:
 	// Merging must not write through to the group.
 	if g, _ := inv.Group("compute"); g.BMC.Address != "" {
 		t.Errorf("group BMC changed: %+v", g.BMC)
+	}
+}
+
+// TestMulticastMerge: a node inherits its group's multicast settings field
+// by field and may override one.
+func TestMulticastMerge(t *testing.T) {
+	src := "groups:\n  g: {distribution: multicast, multicast: {group: 239.255.74.1, rate: 90mbit}}\n" +
+		"nodes:\n  n1: {groups: [g]}\n  n2: {groups: [g], multicast: {port: 7100}}\n"
+	inv, err := Parse("nodes.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]Multicast{
+		"n1": {Group: "239.255.74.1", Rate: "90mbit"},
+		"n2": {Group: "239.255.74.1", Port: 7100, Rate: "90mbit"},
+	} {
+		n, _ := inv.Node(name)
+		if n.Multicast == nil || *n.Multicast != want {
+			t.Errorf("%s: multicast %+v, want %+v", name, n.Multicast, want)
+		}
+	}
+	if g, _ := inv.Group("g"); g.Multicast.Port != 0 {
+		t.Errorf("merging changed the group: %+v", g.Multicast)
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64 // 0: an error
+	}{
+		{"95mbit", 95e6}, {"1.5gbit", 1.5e9}, {"512kbit", 512e3}, {" 100Mbit ", 100e6},
+		{"100", 0}, {"mbit", 0}, {"-5mbit", 0}, {"10bit", 0}, {"1000gbit", 0},
+	} {
+		got, err := ParseRate(tc.in)
+		if (tc.want == 0) != (err != nil) || got != tc.want {
+			t.Errorf("ParseRate(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
 	}
 }

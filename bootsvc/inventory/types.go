@@ -40,9 +40,10 @@ type Settings struct {
 	Overlays     []string          `yaml:"overlays,omitempty" json:"overlays,omitempty"`                       // extra overlay template dirs
 	SSHKeys      []string          `yaml:"ssh_authorized_keys,omitempty" json:"ssh_authorized_keys,omitempty"` // root's authorized_keys on the node
 	BMC          *BMC              `yaml:"bmc,omitempty" json:"bmc,omitempty"`                                 // BMC defaults (user, protocol)
-	Distribution string            `yaml:"distribution,omitempty" json:"distribution,omitempty"`               // http (default) | tree
+	Distribution string            `yaml:"distribution,omitempty" json:"distribution,omitempty"`               // http (default) | tree | multicast
 	Rack         string            `yaml:"rack,omitempty" json:"rack,omitempty"`                               // topology label: tree sources prefer the same rack
 	Switch       string            `yaml:"switch,omitempty" json:"switch,omitempty"`                           // topology label: then the same switch
+	Multicast    *Multicast        `yaml:"multicast,omitempty" json:"multicast,omitempty"`                     // group, port, rate (distribution multicast)
 }
 
 // Group is a named set of settings nodes can join.

@@ -40,8 +40,9 @@ func runFetch(ctx context.Context, args []string) error {
 	url := fs.String("url", "", "root image URL")
 	out := fs.String("out", "", "file to write")
 	retries := fs.Int("retries", 5, "attempts per piece")
-	dist := fs.String("dist", "http", "http, or tree: fetch from the sources the coordinator names (imgctl.dist)")
+	dist := fs.String("dist", "http", "http, tree (fetch from the sources the coordinator names) or multicast (imgctl.dist)")
 	tf := registerTreeFlags(fs)
+	mf := registerMulticastFlags(fs)
 	linger := fs.Duration("linger", 2*time.Minute, "tree: after finishing, keep serving children still fetching for at most this long")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err.Error())
@@ -49,18 +50,27 @@ func runFetch(ctx context.Context, args []string) error {
 	if *manifestURL == "" || *url == "" || *out == "" {
 		return usageErr("fetch needs --manifest, --url and --out")
 	}
-	tree, err := tf.opts(*dist, *linger)
+	mc, err := mf.opts(*dist, tf)
 	if err != nil {
 		return err
+	}
+	var tree *treeOpts
+	if mc == nil {
+		if tree, err = tf.opts(*dist, *linger); err != nil {
+			return err
+		}
 	}
 	m, err := getManifest(ctx, *manifestURL, *retries)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	if tree != nil {
+	switch {
+	case mc != nil:
+		err = fetchMulticast(ctx, *url, m, *out, *mc, *retries)
+	case tree != nil:
 		err = fetchTree(ctx, *url, m, *out, *tree, *retries, 2*time.Second)
-	} else {
+	default:
 		err = fetchVerifiedRetry(ctx, *url, m, *out, *retries, 2*time.Second)
 	}
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 )
 
 const usage = `usage:
-  imgctl-agent fetch --manifest URL --url URL --out FILE [--retries N] [--dist tree --coordinator URL --node NAME --token T]
+  imgctl-agent fetch --manifest URL --url URL --out FILE [--retries N] [--dist tree|multicast --coordinator URL --node NAME --token T [--group G --port P]]
   imgctl-agent seed --file FILE --manifest URL --coordinator URL --node NAME --token T [--for 10m]   serve a held root image to peers
   imgctl-agent phonehome --server URL --node NAME --token T --state STATE [--detail D] [--reason R] [--digest D | --manifest URL] [--timeline]
   imgctl-agent cmdline [--file /proc/cmdline]   print imgctl.* arguments as shell assignments`

@@ -17,7 +17,7 @@ import (
 func addDistCommands(root *cobra.Command, g *globals) {
 	c := &cobra.Command{
 		Use:   "dist",
-		Short: "Root image distribution (tree mode) as the boot service sees it",
+		Short: "Root image distribution (tree and multicast modes) as the boot service sees it",
 	}
 	c.AddCommand(newDistStatusCmd(g))
 	root.AddCommand(c)
@@ -28,15 +28,20 @@ func newDistStatusCmd(g *globals) *cobra.Command {
 	if server == "" {
 		server = "http://127.0.0.1:8080"
 	}
+	multicast := false
 	c := &cobra.Command{
 		Use:   "status",
-		Short: "Show each tree transfer: its nodes, pieces held, sources and rates",
+		Short: "Show each tree and multicast transfer: its nodes, pieces held, sources and rates",
 		Long: `Asks a running ` + "`imgctl serve`" + ` (its HTTP public URL, --server or
 $IMGCTL_SERVER) for the tree coordinator's transfers: one per root image,
 each node's source (@server is the boot server), verified pieces held,
 pieces received per source, mean rate, and whether it holds a verified copy.
+Multicast transfers follow in the same form, their nodes' source
+@multicast, pieces counted as @multicast (completed from datagrams) or
+@server (repaired over HTTP). --multicast shows the senders instead:
+group, rate, bytes sent, carousel passes and each receiver's repair bytes.
 The same figures are on /metrics (imgctl_dist_*).`,
-		Example: "  imgctl dist status --server http://10.43.0.1:8080\n  imgctl dist status -o json",
+		Example: "  imgctl dist status --server http://10.43.0.1:8080\n  imgctl dist status -o json\n  imgctl dist status --multicast",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := g.printer()
@@ -45,12 +50,25 @@ The same figures are on /metrics (imgctl_dist_*).`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			defer cancel()
+			if multicast {
+				ms, err := dist.FetchMulticastStatus(ctx, server)
+				if err != nil {
+					return err
+				}
+				return printMulticast(p, ms)
+			}
 			st, err := dist.FetchStatus(ctx, server)
 			if err != nil {
 				return err
 			}
 			if st == nil {
 				st = []dist.TransferStatus{}
+			}
+			// A boot service without the multicast API (older) has only tree transfers.
+			if ms, err := dist.FetchMulticastStatus(ctx, server); err == nil {
+				for _, m := range ms {
+					st = append(st, m.AsTransfer())
+				}
 			}
 			var rows [][]string
 			for _, t := range st {
@@ -63,6 +81,7 @@ The same figures are on /metrics (imgctl_dist_*).`,
 		},
 	}
 	c.Flags().StringVar(&server, "server", server, "boot service HTTP URL")
+	c.Flags().BoolVar(&multicast, "multicast", false, "show the multicast senders and their receivers' repairs")
 	return c
 }
 

@@ -17,6 +17,8 @@ type settingsFlags struct {
 	image, mode, cmdline, netmask, gateway, domain, bmc, bmcProto, bmcUser string
 	dns, vars, unsetVars, overlays, sshKeyFiles                            []string
 	distribution, rack, switchLabel                                        string
+	mcastGroup, mcastRate                                                  string
+	mcastPort                                                              int
 }
 
 func (f *settingsFlags) register(fs *pflag.FlagSet) {
@@ -34,7 +36,10 @@ func (f *settingsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.bmc, "bmc", "", "BMC address (host[:port] or URL)")
 	fs.StringVar(&f.bmcProto, "bmc-protocol", "", "BMC protocol: redfish, ipmi or auto")
 	fs.StringVar(&f.bmcUser, "bmc-user", "", "BMC user name")
-	fs.StringVar(&f.distribution, "distribution", "", "root image distribution: http (default) or tree (from peers; see imgctl dist status)")
+	fs.StringVar(&f.distribution, "distribution", "", "root image distribution: http (default), tree (from peers) or multicast (see imgctl dist status)")
+	fs.StringVar(&f.mcastGroup, "multicast-group", "", "multicast: IPv4 group the boot server sends the root image to, e.g. 239.255.74.1")
+	fs.IntVar(&f.mcastPort, "multicast-port", 0, "multicast: UDP port (default 7074)")
+	fs.StringVar(&f.mcastRate, "multicast-rate", "", "multicast: sending rate, e.g. 95mbit (under the slowest node link)")
 	fs.StringVar(&f.rack, "rack", "", "topology label: tree sources prefer nodes in the same rack")
 	fs.StringVar(&f.switchLabel, "switch", "", "topology label: then nodes on the same switch")
 }
@@ -55,6 +60,21 @@ func (f *settingsFlags) apply(fs *pflag.FlagSet, s *inventory.Settings) error {
 	setStr("distribution", &s.Distribution, f.distribution)
 	setStr("rack", &s.Rack, f.rack)
 	setStr("switch", &s.Switch, f.switchLabel)
+	if ch("multicast-group") || ch("multicast-port") || ch("multicast-rate") {
+		m := inventory.Multicast{}
+		if s.Multicast != nil {
+			m = *s.Multicast
+		}
+		setStr("multicast-group", &m.Group, f.mcastGroup)
+		setStr("multicast-rate", &m.Rate, f.mcastRate)
+		if ch("multicast-port") {
+			m.Port = f.mcastPort
+		}
+		s.Multicast = &m
+		if m == (inventory.Multicast{}) {
+			s.Multicast = nil
+		}
+	}
 	if ch("mode") {
 		if f.mode != "" && f.mode != string(inventory.ModeLive) && f.mode != string(inventory.ModeNFS) {
 			return &usageError{msg: fmt.Sprintf("--mode %q: want live or nfs", f.mode)}

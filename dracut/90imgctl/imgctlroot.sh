@@ -24,6 +24,12 @@ if [ "$IMGCTL_DIST" = tree ]; then
     set -- --dist tree --coordinator "$IMGCTL_COORDINATOR" --node "$IMGCTL_NODE" --token "$IMGCTL_TOKEN" \
         --peer-port "${IMGCTL_PEERPORT:-7073}" --stall "${IMGCTL_STALL:-15}"
 fi
+# Multicast distribution: pieces come from the server's carousel on the
+# group; what this node misses is repaired over HTTP from the boot server.
+if [ "$IMGCTL_DIST" = multicast ]; then
+    set -- --dist multicast --coordinator "$IMGCTL_COORDINATOR" --node "$IMGCTL_NODE" --token "$IMGCTL_TOKEN" \
+        --group "$IMGCTL_MCAST_GROUP" --port "${IMGCTL_MCAST_PORT:-7074}" --stall "${IMGCTL_STALL:-15}"
+fi
 
 n=1
 while :; do
