@@ -17,13 +17,13 @@ type pieceState uint8
 
 const (
 	pieceEmpty     pieceState = iota // nothing received
-	piecePartial                     // some chunks staged in the file
+	piecePartial                     // some chunks staged in the staging file
 	pieceRepairing                   // being repaired over HTTP; datagrams for it are ignored
 	pieceHeld                        // verified against the manifest and written
 )
 
 // file is where the root image is assembled: the output file (tmpfs in
-// the initramfs), written at each piece's offset.
+// the initramfs), written at each piece's offset, or the staging file.
 type file interface {
 	io.ReaderAt
 	io.WriterAt
@@ -32,13 +32,16 @@ type file interface {
 // assembly puts the root image back together from multicast chunks. The
 // piece the carousel is sending is built in memory and, once complete,
 // verified against the manifest before it is written; a piece the carousel
-// moved past incomplete is staged in the file (its chunks at their offsets,
-// recorded in a bitmap) until repair or the next pass completes it, and is
-// verified again as a whole before it counts as held. So memory stays at
-// one piece plus bitmaps, whatever the image size. Safe for concurrent use
+// moved past incomplete is staged in a separate staging file (its chunks
+// at their offsets, recorded in a bitmap) until repair or the next pass
+// completes it, and is verified again as a whole before it is written to the
+// output and counts as held: the output only ever holds verified pieces. So
+// memory stays at one piece plus bitmaps, whatever the image size (tmpfs
+// keeps a sparse staging file to the chunks actually staged). Safe for concurrent use
 // (the receiver and the repairer).
 type assembly struct {
-	f         file
+	f         file // verified pieces only
+	staging   file // chunks of incomplete pieces
 	size      int64
 	pieceSize int64
 	want      []string // sha256 per piece, hex
@@ -61,9 +64,9 @@ type assembly struct {
 	changed     chan struct{}
 }
 
-func newAssembly(f file, size, pieceSize int64, want []string, image [8]byte) *assembly {
+func newAssembly(f, staging file, size, pieceSize int64, want []string, image [8]byte) *assembly {
 	n := len(want)
-	return &assembly{f: f, size: size, pieceSize: pieceSize, want: want, image: image,
+	return &assembly{f: f, staging: staging, size: size, pieceSize: pieceSize, want: want, image: image,
 		state: make([]pieceState, n), have: make([][]uint64, n), got: make([]int, n), seen: make([]bool, n), refetch: make([]bool, n),
 		cur: -1, buf: make([]byte, pieceSize), last: time.Now(), changed: make(chan struct{})}
 }
@@ -130,7 +133,7 @@ func (a *assembly) switchTo(p int) error {
 		return err
 	}
 	if a.got[p] > 0 {
-		if _, err := a.f.ReadAt(a.buf[:a.pieceLen(p)], int64(p)*a.pieceSize); err != nil && err != io.EOF {
+		if _, err := a.staging.ReadAt(a.buf[:a.pieceLen(p)], int64(p)*a.pieceSize); err != nil && err != io.EOF {
 			return fmt.Errorf("read staged piece %d: %w", p, err)
 		}
 	}
@@ -138,7 +141,8 @@ func (a *assembly) switchTo(p int) error {
 	return nil
 }
 
-// stage writes the chunks of the piece in buf to the file; a.mu is held.
+// stage writes the chunks of the piece in buf to the staging file; a.mu is
+// held.
 func (a *assembly) stage() error {
 	p := a.cur
 	if p < 0 {
@@ -148,7 +152,7 @@ func (a *assembly) stage() error {
 	a.state[p] = piecePartial
 	for _, r := range runs(a.have[p], mcastwire.Chunks(a.pieceLen(p)), true) {
 		from, to := int64(r[0])*mcastwire.MaxData, min(int64(r[1])*mcastwire.MaxData, a.pieceLen(p))
-		if _, err := a.f.WriteAt(a.buf[from:to], int64(p)*a.pieceSize+from); err != nil {
+		if _, err := a.staging.WriteAt(a.buf[from:to], int64(p)*a.pieceSize+from); err != nil {
 			return fmt.Errorf("stage piece %d: %w", p, err)
 		}
 	}

@@ -90,7 +90,15 @@ func fetchMulticast(ctx context.Context, rootURL string, m *manifest, out string
 	if err != nil {
 		return err
 	}
-	a := newAssembly(f, size, m.Root.PieceSize, m.Root.Pieces, id)
+	// Incomplete pieces wait in a staging file beside the output, so the
+	// output never holds a byte that has not been verified.
+	staging, err := os.OpenFile(out+".staging", os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(staging.Name())
+	defer staging.Close()
+	a := newAssembly(f, staging, size, m.Root.PieceSize, m.Root.Pieces, id)
 	n := len(m.Root.Pieces)
 
 	conn, err := joinGroup(rootURL, o.group)

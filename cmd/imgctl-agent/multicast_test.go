@@ -128,7 +128,8 @@ func TestAssembly(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			a := newAssembly(f, int64(len(img.data)), pieceSize, img.want, img.id)
+			staging := tempFile(t)
+			a := newAssembly(f, staging, int64(len(img.data)), pieceSize, img.want, img.id)
 			for i, h := range tc.feed() {
 				d := img.chunkData(h)
 				if h.Image != img.id {
@@ -140,6 +141,15 @@ func TestAssembly(t *testing.T) {
 				}
 				if err := a.chunk(h, d); err != nil {
 					t.Fatal(err)
+				}
+			}
+			// Before repair, the output holds verified pieces and nothing else.
+			got, _ := os.ReadFile(out)
+			for p := range img.want {
+				off, end := int64(p)*pieceSize, min(int64(p+1)*pieceSize, int64(len(img.data)))
+				held := a.state[p] == pieceHeld
+				if held && !bytes.Equal(got[off:end], img.data[off:end]) || !held && bytes.ContainsFunc(got[off:end], func(r rune) bool { return r != 0 }) {
+					t.Errorf("piece %d (held %v): output holds bytes that are not a verified piece", p, held)
 				}
 			}
 			srv, sent := img.server(t)
@@ -162,7 +172,7 @@ func TestAssembly(t *testing.T) {
 			if tc.repaired > 0 && p.RepairBytes == 0 {
 				t.Error("repair bytes not counted")
 			}
-			got, _ := os.ReadFile(out)
+			got, _ = os.ReadFile(out)
 			if !bytes.Equal(got, img.data) {
 				t.Error("assembled image differs from the original")
 			}
@@ -189,7 +199,7 @@ func TestRepairServerCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	a := newAssembly(f, int64(len(img.data)), pieceSize, img.want, img.id)
+	a := newAssembly(f, tempFile(t), int64(len(img.data)), pieceSize, img.want, img.id)
 	err = a.repair(context.Background(), srv.URL, 0, make([]byte, pieceSize))
 	if _, ok := err.(interface{ Unwrap() error }); !ok || a.progress().Held != 0 || a.state[0] == pieceHeld {
 		t.Fatalf("repair from a corrupt server: %v, held %d", err, a.progress().Held)
@@ -210,4 +220,15 @@ func TestRuns(t *testing.T) {
 	if diff := cmp.Diff([][2]int{{0, 3}}, runs(nil, 3, false)); diff != "" {
 		t.Errorf("nil bitmap (-want +got):\n%s", diff)
 	}
+}
+
+// tempFile is an empty file that lives as long as the test.
+func tempFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

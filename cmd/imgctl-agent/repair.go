@@ -62,7 +62,7 @@ func (a *assembly) repair(ctx context.Context, url string, p int, buf []byte) er
 	if !whole {
 		// The receiver leaves a piece under repair alone: the staged bytes
 		// cannot change while we read and complete them.
-		if _, err := a.f.ReadAt(piece, base); err != nil && err != io.EOF {
+		if _, err := a.staging.ReadAt(piece, base); err != nil && err != io.EOF {
 			return fail(err)
 		}
 		var ranges [][2]int64
