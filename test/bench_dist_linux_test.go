@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -44,7 +45,6 @@ func TestBenchDist(t *testing.T) {
 	cfg := dist.Config{Stripes: 2}.WithDefaults() // what the tree cases run
 	figures := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "manifest_piece_size_bytes": images.DefaultPieceSize,
 		"tree_sub_piece_bytes": cfg.SubPiece, "tree_stripes": cfg.Stripes, "tree_fanout": cfg.Fanout,
-		"host":       "2 cores, busy: other helpers ran builds, tests and QEMU at the same time",
 		"harness":    "one imgctl serve and N imgctl-agent processes, each in a network namespace on one bridge; tc tbf at B on both ends of every veth (server included; burst 10 ms of B, at least 32 KiB; latency 100 ms); root images on tmpfs. tbf counts whole Ethernet frames, so TCP payload tops out near 0.95 B: a perfect single copy has R of about 1.05",
 		"arithmetic": "With verify-before-forward, each hop of a tree delays the last node by one forwarding unit at the rate it arrives. Manifest pieces of 4 MiB: S = 64 MiB is 16 pieces; a piece-granular chain needs about k + N - 1 piece-times, a binary tree k + log2 N - 1 at B/2 per child, so R >= ~1.3 at N = 64 and ~1.75 at N = 128 even for the best schedule, and a fan-out of 2 halves every child's rate. So tree mode passes on 256 KiB sub-pieces (sha256 of each derived by the boot service after the image checked out against the manifest; every manifest piece verified again by the agent) in 2 stripes: each node is an inner node of one stripe's binary tree and a leaf of the other, forwards its stripe to 2 children at B/2 (uploading about B), and receives both stripes at B/2 each. Expected T_last ~ S/B + depth x 2 x sub/B: N = 64 (25 Mbit/s): 21.5 s + 6 x 0.17 s = 1.05 (R ~1.10 with the 0.95 framing); N = 128 (10 Mbit/s): 26.8 s + 7 x 0.42 s = 1.11 (~1.16).",
 	}
@@ -96,6 +96,7 @@ func TestBenchDist(t *testing.T) {
 		}
 	}
 	figures["sim_model"] = "bootsvc/dist/sim: the real Coordinator (Join/Report on a simulated clock); every node and the server have up and down links of B; a flow (one stripe from one source) runs at min(B/flows out of the source, B/flows into the node) and never passes what its source holds; a sub-piece is passed on HopLatency after it is complete; nodes join evenly over JoinSpread"
+	maps.Copy(figures, benchresult.Host()) // and loadavg after each case
 	if err := benchresult.Write("dist.json", figures); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 package test
 
 import (
-	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -33,10 +33,10 @@ func TestBenchDistMulticast(t *testing.T) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	figures := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "piece_size_bytes": images.DefaultPieceSize,
 		"datagram_bytes": mcastwire.MaxDatagram, "chunk_bytes": mcastwire.MaxData,
-		"harness":     "one imgctl serve and N imgctl-agent processes, each in a network namespace on one bridge (IGMP snooping off); tc tbf at B on both ends of every veth (server included); loss: iptables statistic random drop of every packet into each receiver (the kernel has no sch_netem); root images on tmpfs",
-		"sender_rate": "0.96·B (IP packets), for imgctl and for udp-sender --max-bitrate",
-		"host":        fmt.Sprintf("2 cores, busy: other helpers' builds and tests ran at the same time (loadavg at start %s)", strings.TrimSpace(string(load))),
-		"repair_note": "repair is over HTTP Range from the boot server only (no FEC, no peer repair): with independent 1% loss every node repairs about 1% of S, and those repairs share the server's uplink"}
+		"harness":       "one imgctl serve and N imgctl-agent processes, each in a network namespace on one bridge (IGMP snooping off); tc tbf at B on both ends of every veth (server included); loss: iptables statistic random drop of every packet into each receiver (the kernel has no sch_netem); root images on tmpfs",
+		"sender_rate":   "0.96·B (IP packets), for imgctl and for udp-sender --max-bitrate",
+		"loadavg_start": strings.TrimSpace(string(load)),
+		"repair_note":   "repair is over HTTP Range from the boot server only (no FEC, no peer repair): with independent 1% loss every node repairs about 1% of S, and those repairs share the server's uplink"}
 	for i, c := range []struct {
 		key string
 		c   mcastCase
@@ -65,6 +65,7 @@ func TestBenchDistMulticast(t *testing.T) {
 		m, u := figures["multicast_"+loss].(map[string]any), figures["udpcast_"+loss].(map[string]any)
 		figures["t_last_vs_udpcast_"+loss] = m["t_last_s"].(float64) / u["t_last_s"].(float64)
 	}
+	maps.Copy(figures, benchresult.Host())
 	if err := benchresult.Write("dist_multicast.json", figures); err != nil {
 		t.Fatal(err)
 	}

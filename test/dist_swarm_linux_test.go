@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgctl/imgctl/bootsvc/dist"
 	"github.com/imgctl/imgctl/images"
 	"github.com/imgctl/imgctl/internal/benchresult"
 	"github.com/imgctl/imgctl/internal/testenv"
@@ -188,7 +190,7 @@ func TestBenchDistSwarm(t *testing.T) {
 	var ratios []float64
 	for i := range pairs {
 		load, _ := os.ReadFile("/proc/loadavg")
-		tree := runDist(t, bin, agent, distCase{mode: "tree", n: n, mbit: mbit, mib: mib, fanout: 1}, 2*i)
+		tree := runDist(t, bin, agent, distCase{mode: "tree", n: n, mbit: mbit, mib: mib, stripes: 2}, 2*i)
 		t.Logf("pair %d tree: T_last %.1fs p50 %.1fs R %.2f egress/S %.2f", i, tree.TLast, tree.P50, tree.R, tree.EgressOverS)
 		sw := newSwarm(t)
 		c := distCase{mode: "http", n: n, mbit: mbit, mib: mib, setup: sw.setup, nodeArgs: sw.nodeArgs, doneLine: swarmDone,
@@ -207,14 +209,16 @@ func TestBenchDistSwarm(t *testing.T) {
 	for _, r := range ratios {
 		mean += r / float64(len(ratios))
 	}
+	cfg := dist.Config{Stripes: 2}.WithDefaults() // what the tree runs
 	figures := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "nodes": n, "link_mbit": mbit, "size_mib": mib,
 		"harness": "one imgctl serve and N nodes, each in a network namespace on one bridge; tc tbf at B on both ends of every veth (server included); copies on tmpfs",
-		"host":    "2 cores, busy: other helpers built, tested and ran QEMU at the same time (load average in each pair)",
-		"tree":    map[string]any{"fanout": 1, "piece_size_bytes": images.DefaultPieceSize, "software": "imgctl serve + imgctl-agent, this tree"},
+		"tree": map[string]any{"stripes": cfg.Stripes, "fanout": cfg.Fanout, "sub_piece_bytes": cfg.SubPiece, "manifest_piece_size_bytes": images.DefaultPieceSize,
+			"software": "imgctl serve + imgctl-agent, this tree"},
 		"swarm": map[string]any{"piece_size_bytes": 256 << 10, // mktorrent's default (-l 18)
 			"software": version + "; opentracker (Debian 12) as tracker; mktorrent 1.1 made the .torrent",
 			"setup":    "the server seeds with aria2c (--bt-seed-unverified), every node runs aria2c and seeds until all are done; DHT and LPD off, so the tracker is the only peer discovery; --bt-max-peers=0 (no cap)"},
 		"pairs": runs, "tree_over_swarm_t_last_mean": mean, "goal_tree_over_swarm_t_last": 0.6}
+	maps.Copy(figures, benchresult.Host()) // the load average is also in each pair
 	if err := benchresult.Write("dist_swarm.json", figures); err != nil {
 		t.Fatal(err)
 	}
