@@ -27,14 +27,21 @@ import (
 // transfer's nodes.
 func waitStatus(t *testing.T, s *storm, what string, cond func([]dist.NodeStatus) bool) []dist.NodeStatus {
 	t.Helper()
+	return waitTransfer(t, s, what, func(tr dist.TransferStatus) bool { return cond(tr.Nodes) }).Nodes
+}
+
+// waitTransfer is waitStatus for conditions that need the transfer's piece
+// size too (tree mode passes on sub-pieces, not the manifest's pieces).
+func waitTransfer(t *testing.T, s *storm, what string, cond func(dist.TransferStatus) bool) dist.TransferStatus {
+	t.Helper()
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		st, err := distStatus(s.ctx, s.srv, s.bin, s.base)
-		if err == nil && len(st) > 0 && cond(st[0].Nodes) {
-			return st[0].Nodes
+		if err == nil && len(st) > 0 && cond(st[0]) {
+			return st[0]
 		}
 	}
 	t.Fatalf("no status where %s", what)
-	return nil
+	return dist.TransferStatus{}
 }
 
 // checkCopies: every node but skip holds a copy whose sha256 is the
@@ -164,14 +171,23 @@ func TestTreeCorruptPeerServe(t *testing.T) {
 	// it runs ahead of them and holds pieces they do not.
 	c := distCase{mode: "tree", n: 4, mbit: 40, mib: 48, fanout: 2, stall: 3, fault: func(s *storm) {
 		var from, to int
-		waitStatus(t, s, "a parent two pieces ahead of its child", func(ns []dist.NodeStatus) bool {
+		var piece int64
+		// The child streams its range: what it has in flight, in its socket
+		// buffers included, stays within about 1 MiB past what it holds.
+		const inFlight = 1 << 20
+		waitTransfer(t, s, "a parent well ahead of its child", func(tr dist.TransferStatus) bool {
 			held := map[string]int{}
-			for _, x := range ns {
+			for _, x := range tr.Nodes {
 				held[x.Node] = x.Held
 			}
-			for _, x := range ns {
-				if p, ok := held[x.Source]; ok && !x.Done && p >= x.Held+3 {
-					parent, child, from, to = x.Source, x.Node, x.Held+1, p
+			skip := int(inFlight / tr.PieceSize)
+			// Only pieces of manifest pieces the parent has checked whole:
+			// it reads each one back once all its sub-pieces are in, and
+			// would rightly refuse its own copy otherwise.
+			per := int(images.DefaultPieceSize / tr.PieceSize)
+			for _, x := range tr.Nodes {
+				if p, ok := held[x.Source]; ok && !x.Done && p/per*per >= x.Held+skip+3 {
+					parent, child, from, to, piece = x.Source, x.Node, x.Held+skip+1, p/per*per, tr.PieceSize
 					return true
 				}
 			}
@@ -189,7 +205,7 @@ func TestTreeCorruptPeerServe(t *testing.T) {
 			junk[i] = 0xa5
 		}
 		for p := from; p < to; p++ {
-			if _, err := f.WriteAt(junk, int64(p+1)*images.DefaultPieceSize-int64(len(junk))); err != nil {
+			if _, err := f.WriteAt(junk, int64(p+1)*piece-int64(len(junk))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -216,7 +232,10 @@ func checkNamed(t *testing.T, st *storm, parent, child string) {
 		if n.Node == parent && !n.Bad {
 			t.Errorf("%s served corrupted pieces and is not marked bad", parent)
 		}
-		if n.Node != parent && n.Source == parent {
+		// A finished node keeps its last source in the status; only one
+		// still fetching counts (a stream that never met a bad piece runs
+		// to its end, every piece verified).
+		if n.Node != parent && !n.Done && n.Source == parent {
 			t.Errorf("%s still fetches from the bad peer %s", n.Node, parent)
 		}
 		if n.Node == child && n.From[parent] == total(n.From) {
@@ -256,14 +275,16 @@ func TestTreeServeRestart(t *testing.T) {
 	var peerGain int64
 	c := distCase{mode: "tree", n: 5, mbit: 40, mib: 48, fanout: 1, stall: 3, fault: func(s *storm) {
 		st = s
-		before = waitStatus(t, s, "the chain is under way", func(ns []dist.NodeStatus) bool {
-			for _, x := range ns {
-				if x.Source != dist.ServerSource && x.Source != "" && x.Held >= 2 {
-					return len(ns) == 5
+		// Under way for a few seconds, so the coordinator has saved the
+		// tree (at most every second) before the crash.
+		before = waitTransfer(t, s, "the chain is under way", func(tr dist.TransferStatus) bool {
+			for _, x := range tr.Nodes {
+				if x.Source != dist.ServerSource && x.Source != "" && int64(x.Held)*tr.PieceSize >= 2*images.DefaultPieceSize {
+					return len(tr.Nodes) == 5
 				}
 			}
 			return false
-		})
+		}).Nodes
 		if err := s.serve.crash(); err != nil {
 			t.Fatal(err)
 		}
