@@ -95,24 +95,11 @@ func TestTreeBootVM(t *testing.T) {
 		if out, err := ns.Command(ctx, "tc", "qdisc", "add", "dev", "br0", "root", "tbf", "rate", "40mbit", "burst", "256kb", "latency", "400ms").CombinedOutput(); err != nil {
 			return fmt.Errorf("tc: %v: %s", err, out)
 		}
-		if err := ns.Tap(ctx, "tap1", "br0"); err != nil {
-			return err
-		}
-		args, err := vm.Machine{MAC: mac2, Tap: "tap1", SerialLog: consoleB, Accel: accel.Accel, MemoryMiB: memMiB}.Args()
+		stop, err := startSecondMachine(ctx, ns, vm.Machine{MAC: mac2, Tap: "tap1", SerialLog: consoleB, Accel: accel.Accel, MemoryMiB: memMiB})
 		if err != nil {
 			return err
 		}
-		qemu := ns.Command(context.Background(), append([]string{"qemu-system-x86_64"}, args...)...)
-		qlog, err := os.Create(filepath.Join(filepath.Dir(consoleB), "qemu.log"))
-		if err != nil {
-			return err
-		}
-		defer qlog.Close()
-		qemu.Stdout, qemu.Stderr = qlog, qlog
-		if err := qemu.Start(); err != nil {
-			return fmt.Errorf("second machine: %w", err)
-		}
-		defer func() { qemu.Process.Kill(); qemu.Wait() }()
+		defer stop()
 		return vm.ServeProcess(argv, log)(ctx, ns)
 	}
 	var status []dist.TransferStatus
@@ -224,4 +211,27 @@ func lastN(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// startSecondMachine starts another QEMU node in ns on its own tap on br0,
+// its QEMU output next to its console log; stop kills it.
+func startSecondMachine(ctx context.Context, ns *netns.NS, m vm.Machine) (stop func(), err error) {
+	if err := ns.Tap(ctx, m.Tap, "br0"); err != nil {
+		return nil, err
+	}
+	args, err := m.Args()
+	if err != nil {
+		return nil, err
+	}
+	qlog, err := os.Create(filepath.Join(filepath.Dir(m.SerialLog), "qemu.log"))
+	if err != nil {
+		return nil, err
+	}
+	qemu := ns.Command(context.Background(), append([]string{"qemu-system-x86_64"}, args...)...)
+	qemu.Stdout, qemu.Stderr = qlog, qlog
+	if err := qemu.Start(); err != nil {
+		qlog.Close()
+		return nil, fmt.Errorf("second machine: %w", err)
+	}
+	return func() { qemu.Process.Kill(); qemu.Wait(); qlog.Close() }, nil
 }

@@ -73,24 +73,11 @@ func multicastBootVM(t *testing.T, bin string, set *images.Entry, pubKey string)
 		if err := ns.IP(ctx, "link", "set", "br0", "type", "bridge", "mcast_snooping", "0"); err != nil {
 			return err
 		}
-		if err := ns.Tap(ctx, "tap1", "br0"); err != nil {
-			return err
-		}
-		args, err := vm.Machine{MAC: mac2, Tap: "tap1", SerialLog: consoleB, Accel: accel.Accel, MemoryMiB: memMiB}.Args()
+		stop, err := startSecondMachine(ctx, ns, vm.Machine{MAC: mac2, Tap: "tap1", SerialLog: consoleB, Accel: accel.Accel, MemoryMiB: memMiB})
 		if err != nil {
 			return err
 		}
-		qemu := ns.Command(context.Background(), append([]string{"qemu-system-x86_64"}, args...)...)
-		qlog, err := os.Create(filepath.Join(filepath.Dir(consoleB), "qemu.log"))
-		if err != nil {
-			return err
-		}
-		defer qlog.Close()
-		qemu.Stdout, qemu.Stderr = qlog, qlog
-		if err := qemu.Start(); err != nil {
-			return fmt.Errorf("second machine: %w", err)
-		}
-		defer func() { qemu.Process.Kill(); qemu.Wait() }()
+		defer stop()
 		return vm.ServeProcess(argv, log)(ctx, ns)
 	}
 	var status []dist.MulticastStatus

@@ -17,65 +17,6 @@ var errBehind = errors.New("source does not hold the piece yet")
 // that trickles (a few bytes a second) is as good as dead.
 const minPerStall = 64 << 10
 
-// getStalling fetches bytes [from, to] of u into buf; the request fails
-// when fewer than minPerStall bytes arrive in a stall period (a source that
-// died, hangs or trickles).
-func getStalling(ctx context.Context, u string, from, to int64, buf []byte, stall time.Duration) ([]byte, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var got atomic.Int64
-	var timedOut atomic.Bool
-	go func() {
-		tick := time.NewTicker(stall)
-		defer tick.Stop()
-		last := int64(0)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			n := got.Load()
-			if n-last < minPerStall && n < to-from+1 {
-				timedOut.Store(true)
-				cancel()
-				return
-			}
-			last = n
-		}
-	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, stalled(err, &timedOut)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusServiceUnavailable {
-		return nil, fmt.Errorf("GET %s: %w", u, errBehind)
-	}
-	if resp.StatusCode != http.StatusPartialContent {
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	want := int(to - from + 1)
-	n := 0
-	for n < want {
-		k, err := resp.Body.Read(buf[n:want])
-		n += k
-		got.Store(int64(n))
-		if err == io.EOF && n < want {
-			return nil, fmt.Errorf("GET %s: %d of %d bytes", u, n, want)
-		}
-		if err != nil && err != io.EOF {
-			return nil, stalled(err, &timedOut)
-		}
-	}
-	return buf[:want], nil
-}
-
 // stalled names a stall for what it is rather than "context canceled".
 func stalled(err error, timedOut *atomic.Bool) error {
 	if timedOut.Load() {
