@@ -162,6 +162,11 @@ func TestGetManifest(t *testing.T) {
 		{"good", string(good), ""},
 		{"not json", "{", "manifest"},
 		{"no pieces", `{"artifacts":{"rootfs":{"size":1,"sha256":"aa"}}}`, "no root image pieces"},
+		// Pieces are all the agent verifies, so a table that leaves bytes out
+		// (or names more than there are) must not pass.
+		{"table short of the size", `{"artifacts":{"rootfs":{"size":5000,"sha256":"aa"}},"root":{"piece_size":4096,"pieces":["bb"]}}`, "want 2"},
+		{"table past the size", `{"artifacts":{"rootfs":{"size":4096,"sha256":"aa"}},"root":{"piece_size":4096,"pieces":["bb","cc"]}}`, "want 1"},
+		{"empty image", `{"artifacts":{"rootfs":{"size":0,"sha256":"aa"}},"root":{"piece_size":4096,"pieces":[]}}`, "want 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
