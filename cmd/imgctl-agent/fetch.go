@@ -102,7 +102,7 @@ func getManifest(ctx context.Context, url string, retries int) (*manifest, error
 		// the image exactly: then verified pieces are the image, byte for
 		// byte, without hashing it a second time as a whole.
 		size := m.Artifacts["rootfs"].Size
-		if want := (size + m.Root.PieceSize - 1) / m.Root.PieceSize; size <= 0 || int64(len(m.Root.Pieces)) != want {
+		if want := piecesFor(size, m.Root.PieceSize); size <= 0 || int64(len(m.Root.Pieces)) != want {
 			return nil, fmt.Errorf("manifest %s: %d root pieces of %d bytes for a root image of %d bytes, want %d",
 				url, len(m.Root.Pieces), m.Root.PieceSize, size, want)
 		}
@@ -110,6 +110,10 @@ func getManifest(ctx context.Context, url string, retries int) (*manifest, error
 	}
 	return nil, fmt.Errorf("manifest %s: %w", url, lastErr)
 }
+
+// piecesFor is how many pieces of pieceSize bytes an image of size bytes is
+// cut into: what a piece table must hold to cover the image exactly.
+func piecesFor(size, pieceSize int64) int64 { return (size + pieceSize - 1) / pieceSize }
 
 // fetchVerifiedRetry downloads the root image piece by piece with Range requests,
 // verifying each piece before writing it, so a retry resumes at the first

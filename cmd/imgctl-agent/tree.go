@@ -82,7 +82,7 @@ func loadLayout(ctx context.Context, o treeOpts, m *manifest) layout {
 		return l
 	}
 	if t.ImageDigest != m.ImageDigest || t.PieceSize <= 0 || m.Root.PieceSize%t.PieceSize != 0 ||
-		int64(len(t.Pieces)) != (size+t.PieceSize-1)/t.PieceSize {
+		int64(len(t.Pieces)) != piecesFor(size, t.PieceSize) {
 		fmt.Fprintf(os.Stderr, "imgctl-agent: piece table (%d pieces of %d bytes for %s) does not fit the manifest; passing on manifest pieces\n",
 			len(t.Pieces), t.PieceSize, t.ImageDigest)
 		return l
